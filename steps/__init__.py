@@ -1,0 +1,1 @@
+"""The step entrypoints: builder, trainer, predictor."""
