@@ -1,0 +1,1 @@
+"""The trainer step: run an MLproject entry point with MLflow tracking, return the model URL."""

@@ -1,0 +1,108 @@
+"""The trainer step: run an MLproject entry point under MLflow, return the model's URL.
+
+Order matters for users: everything that can be checked without training
+(inputs, MLproject, parameters, the tracking server, the artifact store) is
+checked first, so a misconfigured workflow fails in seconds, not after the
+training run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from common.codeset import Codeset
+from common.errors import ExecutionError
+from common.inputs import Inputs
+from common.storage import S3Settings, S3Store
+from steps.trainer.launch import run_command, with_python_on_path
+from steps.trainer.model_locator import find_model_url
+from steps.trainer.parameters import resolve_parameters
+from steps.trainer.tracking import (
+    HTTP_DEFAULTS,
+    bounded_http_env,
+    get_or_create_experiment,
+    tracking_uri,
+    translate_tracking_error,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainerSettings:
+    """The trainer's inputs (CONTRACT.md), with FuseML's defaults."""
+
+    experiment: str
+    entry_point: str
+    artifact_path: str
+
+    @classmethod
+    def from_inputs(cls, inputs: Inputs, codeset: Codeset) -> TrainerSettings:
+        return cls(
+            experiment=inputs.str("mlflow_experiment", codeset.name),
+            entry_point=inputs.str("mlflow_entrypoint", "main"),
+            artifact_path=inputs.str("mlflow_artifact_path", "model").strip("/"),
+        )
+
+
+def train(environ: Mapping[str, str]) -> str:
+    """Run the codeset in the working directory as FuseML's trainer step does."""
+    inputs = Inputs(environ)
+    codeset = Codeset.at(Path.cwd())
+    settings = TrainerSettings.from_inputs(inputs, codeset)
+    entry_point = codeset.entry_point(settings.entry_point)
+    parameters = resolve_parameters(entry_point, inputs, settings.entry_point)
+    uri = tracking_uri(environ)
+    for name, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, environ.get(name, value))
+
+    log.info("trainer: codeset %s, experiment %r, tracking %s", codeset.path, settings.experiment, uri)
+    experiment_id, artifact_location = get_or_create_experiment(uri, settings.experiment)
+    _check_artifact_store(artifact_location, environ)
+
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.projects.utils import get_or_create_run, get_run_env_vars
+
+    mlflow.set_tracking_uri(uri)
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    try:
+        run = get_or_create_run(
+            None, str(codeset.path), experiment_id, str(codeset.path), None, settings.entry_point, parameters
+        )
+    except MlflowException as e:
+        raise translate_tracking_error(e, uri) from e
+    run_id = run.info.run_id
+    with tempfile.TemporaryDirectory(prefix="fuseml-trainer-") as storage_dir:
+        command = entry_point.compute_command(parameters, storage_dir)
+        log.info("=== running entry point %r in MLflow run %s: %s ===", settings.entry_point, run_id, command)
+        env = with_python_on_path({**bounded_http_env(environ), **get_run_env_vars(run_id, experiment_id)})
+        started = time.monotonic()
+        try:
+            finished = run_command(command, codeset.path, env)
+        except BaseException:
+            client.set_terminated(run_id, "KILLED")
+            raise
+    if finished.returncode != 0:
+        client.set_terminated(run_id, "FAILED")
+        last = f"; last output: {finished.last_line}" if finished.last_line else ""
+        raise ExecutionError(
+            f"entry point {settings.entry_point!r} failed with exit code {finished.returncode} "
+            f"(MLflow run {run_id}){last}"
+        )
+    client.set_terminated(run_id, "FINISHED")
+    log.info("entry point %r finished in %.1fs", settings.entry_point, time.monotonic() - started)
+    return find_model_url(client, run_id, experiment_id, settings.artifact_path, environ)
+
+
+def _check_artifact_store(artifact_location: str, environ: Mapping[str, str]) -> None:
+    """Fail before training when the experiment's S3 bucket refuses these credentials."""
+    if not artifact_location.startswith("s3://"):
+        return
+    S3Store(S3Settings.from_environ(environ)).check_bucket(artifact_location)
