@@ -1,0 +1,124 @@
+"""A real ``mlflow server`` (SQLite backend, S3 artifacts) for tests and local runs.
+
+Steps talk to MLflow over REST in production, so tests do too: a tracking server
+process with a SQLite store in a folder the caller owns, and artifacts written
+by clients straight to S3 (``--no-serve-artifacts``), as FuseML configures it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+
+import requests
+
+from runner.services import ServiceStartError, start_process, stop_process_group, wait_until
+from runner.services.ports import free_port
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ARTIFACT_ROOT = "s3://mlflow-artifacts"
+START_TIMEOUT = 60.0
+
+
+def mlflow_executable() -> str:
+    """The ``mlflow`` script installed next to the running Python."""
+    candidate = Path(sys.executable).parent / "mlflow"
+    if not candidate.exists():
+        raise ServiceStartError(f"{candidate} not found: install the trainer extra (mlflow) in this venv")
+    return str(candidate)
+
+
+class MLflowServer:
+    """``mlflow server`` on 127.0.0.1 with its store in ``data_dir``.
+
+    ``s3_env`` (see ``SeaweedFS.env()``) is given to the server and repeated in
+    ``env()`` so clients write artifacts to the same S3.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        s3_env: Mapping[str, str],
+        artifact_root: str = DEFAULT_ARTIFACT_ROOT,
+        port: int | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.s3_env = dict(s3_env)
+        self.artifact_root = artifact_root
+        self.port = port or free_port(with_grpc=False)
+        self.log_path = self.data_dir / "mlflow-server.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def tracking_uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        """MLFLOW_TRACKING_URI plus the S3 variables a client needs to log artifacts."""
+        return {"MLFLOW_TRACKING_URI": self.tracking_uri, **self.s3_env}
+
+    def _argv(self) -> list[str]:
+        return [
+            mlflow_executable(),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{self.data_dir / 'mlflow.db'}",
+            "--default-artifact-root",
+            self.artifact_root,
+            "--no-serve-artifacts",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+        ]
+
+    def start(self) -> MLflowServer:
+        """Start the server and wait until GET /health answers 200."""
+        if self._proc is not None:
+            return self
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **self.s3_env}
+        env.pop("MLFLOW_TRACKING_URI", None)
+        log.info("starting MLflow server on %s (store %s)", self.tracking_uri, self.data_dir)
+        self._proc = start_process(self._argv(), self.log_path, env=env, cwd=self.data_dir)
+        try:
+            wait_until(
+                self._healthy,
+                what=f"MLflow server at {self.tracking_uri}",
+                timeout=START_TIMEOUT,
+                proc=self._proc,
+                log_path=self.log_path,
+                interval=0.5,
+            )
+        except BaseException:
+            self.stop()
+            raise
+        log.info("MLflow server ready at %s", self.tracking_uri)
+        return self
+
+    def _healthy(self) -> bool:
+        return requests.get(f"{self.tracking_uri}/health", timeout=2).status_code == 200
+
+    def stop(self) -> None:
+        """Kill the server's process group (uvicorn and its workers)."""
+        if self._proc is None:
+            return
+        log.info("stopping MLflow server on %s", self.tracking_uri)
+        stop_process_group(self._proc, timeout=5.0)
+        self._proc = None
+
+    def __enter__(self) -> MLflowServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
