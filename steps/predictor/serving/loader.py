@@ -1,0 +1,219 @@
+"""Fetch an MLflow model (local path, ``file://``, ``s3://``, MLflow URIs) and load it to predict.
+
+Cold start matters (KServe scales to zero; the local target waits for ready),
+so scikit-learn models are loaded straight from the file the ``sklearn``
+flavour names, with the serialisation MLmodel records (skops, the MLflow 3.17
+default; pickle; cloudpickle), without importing ``mlflow`` at all. Every other
+flavour, and sklearn models that bring their own code, go through
+``mlflow.pyfunc.load_model``.
+
+Loading a pickle (or a skops file whose trusted types the model itself lists)
+can run code from the artifact. Serving the model named by ``--model`` is the
+operator's decision to trust it, so loading is allowed unless
+``MLFLOW_ALLOW_PICKLE_DESERIALIZATION`` is explicitly ``false``, the switch
+MLflow users already know.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import tempfile
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import yaml
+
+from common.errors import InputError, StepError
+from common.storage import LocalStore, open_store
+from steps.predictor.serving.signature import Signature, parse_signature
+
+log = logging.getLogger(__name__)
+
+MLMODEL = "MLmodel"
+ALLOW_PICKLE = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
+MLFLOW_SCHEMES = ("runs", "models", "mlflow-artifacts")
+
+
+class ModelLoadError(StepError):
+    """The model was fetched but cannot be loaded (bad MLmodel, untrusted types, missing file)."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to predict, and what the runtime needs to know about it.
+
+    ``direct`` is True for scikit-learn models: ``predict`` takes a 2-D numpy
+    array as is (the fast path). Otherwise ``predict`` is a pyfunc's, which
+    wants a DataFrame for column signatures.
+    """
+
+    path: Path
+    flavor: str
+    predict: Callable[[Any], Any]
+    direct: bool
+    signature: Signature | None
+    n_features: int | None = None
+
+
+def fetch_model(uri: str, environ: Mapping[str, str], workdir: Path | None = None) -> Path:
+    """A local folder holding the model's MLmodel; remote models are downloaded into ``workdir``."""
+    scheme = urlparse(uri).scheme
+    if scheme in MLFLOW_SCHEMES:
+        return find_model_dir(_download_with_mlflow(uri, workdir))
+    store = open_store(uri, environ)
+    if isinstance(store, LocalStore):
+        path = store.path(uri)
+        if not path.exists():
+            raise InputError(f"model {uri!r}: no such file or folder")
+        return find_model_dir(path.parent if path.name == MLMODEL else path)
+    target = Path(tempfile.mkdtemp(prefix="model-", dir=workdir))
+    log.info("downloading the model from %s", uri)
+    store.download(uri.rstrip("/"), target)
+    return find_model_dir(target)
+
+
+def _download_with_mlflow(uri: str, workdir: Path | None) -> Path:
+    try:
+        import mlflow.artifacts
+    except ImportError as e:  # pragma: no cover - mlflow is in the serving extra
+        raise InputError(f"model {uri!r}: {urlparse(uri).scheme}:/ URIs need mlflow installed") from e
+    target = Path(tempfile.mkdtemp(prefix="model-", dir=workdir))
+    log.info("downloading the model from %s with MLflow", uri)
+    try:
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(target)))
+    except Exception as e:  # noqa: BLE001 - MLflow raises many types; report any as a load error
+        raise ModelLoadError(f"model {uri!r}: MLflow could not download it: {e}", "check MLFLOW_TRACKING_URI") from e
+
+
+def find_model_dir(path: Path) -> Path:
+    """The folder with MLmodel: ``path`` itself, or its only subfolder that has one."""
+    if (path / MLMODEL).is_file():
+        return path
+    candidates = [p.parent for p in path.glob(f"*/{MLMODEL}")] if path.is_dir() else []
+    if len(candidates) == 1:
+        log.info("using the MLflow model in %s", candidates[0])
+        return candidates[0]
+    raise ModelLoadError(
+        f"{path}: no {MLMODEL} file here" + (f" (found {len(candidates)} in subfolders)" if candidates else ""),
+        "point --model at the folder that holds the MLmodel file",
+    )
+
+
+def read_mlmodel(path: Path) -> dict[str, Any]:
+    try:
+        document = yaml.safe_load((path / MLMODEL).read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise ModelLoadError(f"{path / MLMODEL}: cannot read it ({e})") from e
+    if not isinstance(document, dict) or not isinstance(document.get("flavors"), dict):
+        raise ModelLoadError(f"{path / MLMODEL}: no 'flavors' section; is this an MLflow model?")
+    return document
+
+
+def load_model(path: Path, environ: Mapping[str, str]) -> LoadedModel:
+    """Load the model in ``path`` (a folder with MLmodel)."""
+    mlmodel = read_mlmodel(path)
+    signature = parse_signature(mlmodel)
+    flavors = mlmodel["flavors"]
+    _check_allowed(path, environ)
+    sklearn = flavors.get("sklearn")
+    if isinstance(sklearn, dict) and not sklearn.get("code") and sklearn.get("pickled_model"):
+        predict_fn = (flavors.get("python_function") or {}).get("predict_fn") or "predict"
+        model = _load_sklearn(path, sklearn)
+        predict = getattr(model, predict_fn, None)
+        if predict is None:
+            raise ModelLoadError(f"{path}: the scikit-learn model has no method {predict_fn!r} (MLmodel predict_fn)")
+        # Fitted on a DataFrame, sklearn warns on every numpy input; the fast path sends numpy on purpose.
+        warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
+        log.info("loaded scikit-learn %s from %s", type(model).__name__, path)
+        return LoadedModel(
+            path=path,
+            flavor="sklearn",
+            predict=predict,
+            direct=True,
+            signature=signature,
+            n_features=getattr(model, "n_features_in_", None),
+        )
+    if "python_function" not in flavors:
+        raise ModelLoadError(
+            f"{path}: the model has no python_function flavour (flavours: {', '.join(flavors)})",
+            "save it with an MLflow flavour that supports pyfunc",
+        )
+    return _load_pyfunc(path, signature)
+
+
+def _check_allowed(path: Path, environ: Mapping[str, str]) -> None:
+    if environ.get(ALLOW_PICKLE, "").strip().lower() in ("false", "0"):
+        raise ModelLoadError(
+            f"{path}: loading the model would deserialise its artifact, and {ALLOW_PICKLE} is false",
+            f"serve only models you trust, and unset {ALLOW_PICKLE} (or set it to true) to allow it",
+        )
+
+
+def _load_sklearn(path: Path, conf: Mapping[str, Any]) -> Any:
+    file = path / str(conf["pickled_model"])
+    if not file.is_file():
+        raise ModelLoadError(f"{file}: missing, though MLmodel's sklearn flavour names it")
+    serialization = str(conf.get("serialization_format") or "pickle")
+    _warn_version(conf)
+    try:
+        if serialization == "skops":
+            return _load_skops(file, conf.get("skops_trusted_types"))
+        with file.open("rb") as stream:
+            if serialization == "cloudpickle":
+                import cloudpickle
+
+                return cloudpickle.load(stream)
+            if serialization == "pickle":
+                return pickle.load(stream)  # noqa: S301 - the operator chose to serve this model
+    except ModelLoadError:
+        raise
+    except Exception as e:  # noqa: BLE001 - unpickling can raise anything; report it with the file
+        raise ModelLoadError(
+            f"{file}: cannot load the {serialization} model ({type(e).__name__}: {e})",
+            "the model may need other scikit-learn/Python versions than this runtime has",
+        ) from e
+    raise ModelLoadError(f"{path / MLMODEL}: unknown sklearn serialization_format {serialization!r}")
+
+
+def _load_skops(file: Path, trusted: Any) -> Any:
+    import skops.io
+    from skops.io.exceptions import UntrustedTypesFoundException
+
+    try:
+        return skops.io.load(file, trusted=list(trusted) if trusted else None)
+    except UntrustedTypesFoundException as e:
+        raise ModelLoadError(
+            f"{file}: the skops file holds types that are not trusted ({e})",
+            "save the model with skops_trusted_types listing them",
+        ) from e
+
+
+def _warn_version(conf: Mapping[str, Any]) -> None:
+    saved = conf.get("sklearn_version")
+    if not saved:
+        return
+    from importlib.metadata import version
+
+    installed = version("scikit-learn")
+    if str(saved) != installed:
+        log.warning("the model was saved with scikit-learn %s; this runtime has %s", saved, installed)
+
+
+def _load_pyfunc(path: Path, signature: Signature | None) -> LoadedModel:
+    # MLflow refuses to deserialise unless this is true; _check_allowed already applied the operator's choice.
+    os.environ.setdefault(ALLOW_PICKLE, "true")
+    import mlflow.pyfunc
+
+    try:
+        model = mlflow.pyfunc.load_model(str(path))
+    except Exception as e:  # noqa: BLE001 - flavours raise anything; report it with the model
+        raise ModelLoadError(f"{path}: mlflow.pyfunc cannot load the model ({type(e).__name__}: {e})") from e
+    flavor = model.metadata.flavors.get("python_function", {}).get("loader_module", "pyfunc")
+    log.info("loaded %s model from %s with mlflow.pyfunc", flavor, path)
+    return LoadedModel(path=path, flavor=str(flavor), predict=model.predict, direct=False, signature=signature)

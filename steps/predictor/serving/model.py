@@ -1,0 +1,142 @@
+"""The ``kserve.Model`` that serves one MLflow model over V2: decode, predict, encode.
+
+``predict`` is synchronous on purpose: a scikit-learn prediction on a few rows
+takes microseconds, less than a hop to a thread pool, so it runs on the event
+loop. Errors a client can fix become ``InvalidInput`` (400); everything else is
+``InferenceError`` (500) with the cause logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from kserve import Model
+from kserve.errors import InferenceError, InvalidInput
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+from kserve.utils.numpy_codec import from_np_dtype
+
+from steps.predictor.serving.loader import LoadedModel, load_model
+from steps.predictor.serving.payload import Batch, PayloadDecoder
+from steps.predictor.serving.signature import Column, Tensor
+
+log = logging.getLogger(__name__)
+
+OUTPUT_NAME = "output-0"
+
+
+class MlflowModel(Model):
+    """An MLflow model folder (with MLmodel) served under ``name``."""
+
+    def __init__(self, name: str, model_dir: Path, environ: Mapping[str, str] | None = None) -> None:
+        super().__init__(name)
+        self.model_dir = model_dir
+        self.environ = dict(environ or {})
+        self.loaded: LoadedModel | None = None
+        self.decoder = PayloadDecoder()
+        self._order: tuple[str, ...] = ()
+
+    def load(self) -> bool:
+        self.loaded = load_model(self.model_dir, self.environ)
+        signature = self.loaded.signature
+        columns = signature.columns if signature else ()
+        self.decoder = PayloadDecoder(columns, n_features=self.loaded.n_features)
+        self._order = tuple(c.name for c in columns)
+        self.ready = True
+        return self.ready
+
+    # -- metadata -------------------------------------------------------------
+
+    def get_input_types(self) -> list[dict[str, Any]]:
+        """One entry per signature input: per-column tensors ``[-1]`` (a 2-D tensor is accepted too)."""
+        signature = self.loaded.signature if self.loaded else None
+        return [_metadata(spec) for spec in signature.inputs] if signature else []
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        signature = self.loaded.signature if self.loaded else None
+        if not signature:
+            return []
+        outputs = signature.outputs
+        if len(outputs) == 1 and isinstance(outputs[0], Tensor):
+            return [{**_metadata(outputs[0]), "name": OUTPUT_NAME}]
+        return [_metadata(spec) for spec in outputs]
+
+    # -- inference --------------------------------------------------------------
+
+    def predict(self, payload: InferRequest | dict, headers: dict[str, str] | None = None) -> InferResponse:
+        if not isinstance(payload, InferRequest):
+            raise InvalidInput("this runtime speaks the Open Inference Protocol (V2): POST /v2/models/<name>/infer")
+        if self.loaded is None:
+            raise InferenceError("the model is not loaded")
+        batch = self.decoder.decode(payload)
+        predictions = self._predict(batch)
+        outputs = encode_outputs(predictions, batch.rows)
+        return InferResponse(
+            response_id=payload.id or uuid.uuid4().hex,
+            model_name=self.name,
+            infer_outputs=outputs,
+            use_binary_outputs=payload.use_binary_outputs,
+            requested_outputs=payload.request_outputs,
+        )
+
+    def _predict(self, batch: Batch) -> Any:
+        loaded = self.loaded
+        assert loaded is not None
+        if loaded.direct:
+            data: Any = batch.as_frame(self._order) if batch.frame else batch.as_matrix(self._order)
+        elif self._order or batch.frame or batch.columns is not None:
+            data = batch.as_frame(self._order)  # pyfunc enforces a column signature on a DataFrame
+        else:
+            data = batch.as_matrix(None)  # pyfunc with a tensor signature (or none): the array as is
+        try:
+            return loaded.predict(data)
+        except (ValueError, TypeError, KeyError) as e:
+            raise InvalidInput(f"the model rejected the input: {e}") from e
+        except Exception as e:  # noqa: BLE001 - classify MLflow's schema errors without importing mlflow
+            if getattr(e, "error_code", None) == "INVALID_PARAMETER_VALUE":
+                raise InvalidInput(f"the model rejected the input: {getattr(e, 'message', e)}") from e
+            log.exception("prediction failed")
+            raise InferenceError(f"prediction failed: {type(e).__name__}: {e}") from e
+
+
+def _metadata(spec: Column | Tensor) -> dict[str, Any]:
+    if isinstance(spec, Column):
+        return {"name": spec.name, "datatype": spec.datatype, "shape": [-1]}
+    return {"name": spec.name or OUTPUT_NAME, "datatype": spec.datatype, "shape": list(spec.shape)}
+
+
+def encode_outputs(predictions: Any, rows: int) -> list[InferOutput]:
+    """V2 outputs for what a model returned: arrays, lists, Series, DataFrames or dicts of arrays."""
+    if hasattr(predictions, "columns") and hasattr(predictions, "to_numpy"):  # DataFrame
+        return [_output(str(name), predictions[name].to_numpy()) for name in predictions.columns]
+    if isinstance(predictions, Mapping):
+        return [_output(str(name), np.asarray(value)) for name, value in predictions.items()]
+    if hasattr(predictions, "to_numpy"):  # Series
+        predictions = predictions.to_numpy()
+    array = np.asarray(predictions)
+    if array.ndim == 0:
+        array = array.reshape(1)
+    if array.shape[0] != rows:
+        log.debug("the model returned %s values for %s rows", array.shape[0], rows)
+    return [_output(OUTPUT_NAME, array)]
+
+
+def _output(name: str, array: np.ndarray) -> InferOutput:
+    if array.dtype == np.float16:
+        array = array.astype(np.float32)
+    elif array.dtype.kind in "USO" or np.issubdtype(array.dtype, np.datetime64):
+        array = np.array([_text(v) for v in array.ravel()], dtype=np.object_).reshape(array.shape)
+    datatype = from_np_dtype(array.dtype)
+    if datatype is None:
+        raise InferenceError(f"the model returned {array.dtype} values, which V2 cannot carry")
+    return InferOutput(name=name, shape=list(array.shape), datatype=datatype, data=array)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
