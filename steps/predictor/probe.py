@@ -1,0 +1,186 @@
+"""A real inference request, to prove a deployment answers before we say it does.
+
+Readiness flags can turn green before the model answers (KServe #1658, #1859),
+so every target ends with one V2 inference built from the model's input
+example (else zeros shaped by its signature). The request has the shape real
+clients send: one 2-D tensor of the feature columns in order for numeric
+tabular models; per-column inputs (with ``content_type: pd``) for MLServer or
+mixed types; named tensors for tensor signatures.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from common.errors import ServiceUnavailable
+from steps.predictor.model_info import Column, ModelInfo
+
+log = logging.getLogger(__name__)
+
+V2_DATATYPES = {
+    "double": "FP64",
+    "float": "FP32",
+    "long": "INT64",
+    "integer": "INT32",
+    "boolean": "BOOL",
+    "string": "BYTES",
+    "binary": "BYTES",
+    "datetime": "BYTES",
+}
+NUMPY_DATATYPES = {
+    "float64": "FP64",
+    "float32": "FP32",
+    "float16": "FP16",
+    "int64": "INT64",
+    "int32": "INT32",
+    "int16": "INT16",
+    "int8": "INT8",
+    "uint8": "UINT8",
+    "bool": "BOOL",
+    "object": "BYTES",
+    "str": "BYTES",
+}
+_NUMERIC = {"FP64", "FP32", "FP16", "INT64", "INT32", "INT16", "INT8", "UINT8"}
+_ZERO = {"BOOL": False, "BYTES": ""}
+
+
+class ProbeFailed(ServiceUnavailable):
+    """The deployment did not answer a real inference."""
+
+
+@dataclass(frozen=True)
+class ProbeRequest:
+    """What to send: a V2 body, or None when the model gives nothing to build one from."""
+
+    body: dict[str, Any] | None
+    source: str
+
+
+def build_request(info: ModelInfo, per_column: bool = False) -> ProbeRequest:
+    """A one-row V2 request for ``info``; ``per_column`` for runtimes that want named columns."""
+    if info.tensor_inputs:
+        return ProbeRequest({"inputs": [_tensor_input(i, c) for i, c in enumerate(info.inputs)]}, "signature tensors")
+    columns, row, source = _tabular_row(info)
+    if columns is None or row is None:
+        return ProbeRequest(None, "no signature and no input example")
+    types = _column_types(info, columns, row)
+    if per_column or not all(t in _NUMERIC for t in types):
+        inputs = [
+            {"name": name, "shape": [1], "datatype": dtype, "data": [value]}
+            for name, dtype, value in zip(columns, types, row, strict=True)
+        ]
+        return ProbeRequest({"parameters": {"content_type": "pd"}, "inputs": inputs}, source + ", per column")
+    tensor = {"name": "input-0", "shape": [1, len(row)], "datatype": _tensor_datatype(types), "data": [list(row)]}
+    return ProbeRequest({"inputs": [tensor]}, source + ", one 2-D tensor")
+
+
+def probe(base_urls: list[str], model_name: str, info: ModelInfo, per_column: bool, timeout: float = 60.0) -> str:
+    """Send the probe to the first URL that answers; returns that URL's infer endpoint.
+
+    Retries for up to ``timeout`` seconds: a fresh endpoint may 404 or 503 for a moment.
+    """
+    import requests
+
+    request = build_request(info, per_column)
+    deadline = time.monotonic() + timeout
+    errors: dict[str, str] = {}
+    while True:
+        for base in base_urls:
+            base = base.rstrip("/")
+            try:
+                if request.body is None:
+                    url = f"{base}/v2/models/{model_name}/ready"
+                    response = requests.get(url, timeout=10)
+                else:
+                    url = f"{base}/v2/models/{model_name}/infer"
+                    response = requests.post(url, json=request.body, timeout=30)
+            except requests.RequestException as e:
+                errors[base] = f"{type(e).__name__}: {e}"
+                continue
+            problem = _check_response(response, request.body is not None)
+            if problem is None:
+                if request.body is None:
+                    log.warning("model has no signature or input example: checked %s only", url)
+                else:
+                    log.info("probe answered: %s (%s)", url, request.source)
+                return f"{base}/v2/models/{model_name}/infer"
+            errors[base] = problem
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(2)
+    details = "; ".join(f"{url}: {error}" for url, error in errors.items())
+    raise ProbeFailed(
+        f"the deployed model did not answer a V2 inference within {timeout:.0f}s ({details})",
+        "check the runtime's logs; the request was built from the model's " + request.source,
+    )
+
+
+def _check_response(response: Any, inference: bool) -> str | None:
+    if response.status_code != 200:
+        return f"HTTP {response.status_code} {response.text[:300]!r}"
+    if not inference:
+        return None
+    try:
+        outputs = response.json().get("outputs")
+    except ValueError:
+        return f"answer is not JSON: {response.text[:200]!r}"
+    if not outputs:
+        return f"answer has no outputs: {response.text[:200]!r}"
+    return None
+
+
+def _tabular_row(info: ModelInfo) -> tuple[list[str] | None, list[Any] | None, str]:
+    if info.example_rows:
+        row = list(info.example_rows[0])
+        columns = list(info.example_columns) if info.example_columns else [c.name or "" for c in info.inputs]
+        if len(columns) != len(row):
+            columns = [f"input-{i}" for i in range(len(row))]
+        return columns, row, "input example"
+    if info.inputs:
+        columns = [c.name or f"input-{i}" for i, c in enumerate(info.inputs)]
+        row = [_ZERO.get(V2_DATATYPES.get(c.type, "FP64"), 0) for c in info.inputs]
+        return columns, row, "signature"
+    return None, None, ""
+
+
+def _column_types(info: ModelInfo, columns: list[str], row: list[Any]) -> list[str]:
+    by_name = {c.name: c for c in info.inputs}
+    types = []
+    for name, value in zip(columns, row, strict=True):
+        column = by_name.get(name)
+        if column is not None and column.type in V2_DATATYPES:
+            types.append(V2_DATATYPES[column.type])
+        elif isinstance(value, bool):
+            types.append("BOOL")
+        elif isinstance(value, int):
+            types.append("INT64")
+        elif isinstance(value, float):
+            types.append("FP64")
+        else:
+            types.append("BYTES")
+    return types
+
+
+def _tensor_datatype(types: list[str]) -> str:
+    """FP32 for float features (what clients send, CONTRACT.md), INT64 for integers, FP64 when mixed."""
+    floats = [t.startswith("FP") for t in types]
+    if all(floats):
+        return "FP32"
+    return "FP64" if any(floats) else "INT64"
+
+
+def _tensor_input(index: int, column: Column) -> dict[str, Any]:
+    shape = [1 if n < 0 else n for n in (column.shape or (1,))]
+    datatype = NUMPY_DATATYPES.get(column.dtype or "float32", "FP32")
+    count = 1
+    for n in shape:
+        count *= n
+    return {
+        "name": column.name or f"input-{index}",
+        "shape": shape,
+        "datatype": datatype,
+        "data": [_ZERO.get(datatype, 0)] * count,
+    }

@@ -1,0 +1,105 @@
+"""The predictor's inputs, read once at the entrypoint into one typed value.
+
+Contract inputs (CONTRACT.md): model, predictor, app_name, runtime_version,
+resources_limits, verbose. Ours: target, timeout, dry_run, state_dir,
+serving_image. Names are spelled here once; values go down as ``Settings``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from common import names
+from common.inputs import Inputs
+from steps.predictor.naming import default_app_name, dns_name
+from steps.predictor.runtime_choice import AUTO, PREDICTOR_CHOICES
+
+# Input names (FUSEML_<NAME>).
+MODEL = "model"
+PREDICTOR = "predictor"
+APP_NAME = "app_name"
+RUNTIME_VERSION = "runtime_version"
+RESOURCES_LIMITS = "resources_limits"
+TARGET = "target"
+TIMEOUT = "timeout"
+DRY_RUN = "dry_run"
+STATE_DIR = "state_dir"
+SERVING_IMAGE = "serving_image"
+
+TARGETS = ("kserve", "local", "docker")
+KUBERNETES_SERVICE_HOST = "KUBERNETES_SERVICE_HOST"
+DEFAULT_TIMEOUT = 600
+DEFAULT_SERVING_IMAGE = "fuseml/serving:latest"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the predictor was asked to do."""
+
+    model: str
+    predictor: str
+    app_name: str
+    target: str
+    namespace: str
+    workflow: str
+    timeout: int
+    dry_run: bool
+    state_dir: Path
+    serving_image: str
+    runtime_version: str | None = None
+    resources_limits: dict[str, Any] = field(default_factory=dict)
+    core_url: str | None = None
+    org: str | None = None
+    project: str | None = None
+
+
+def read_settings(environ: Mapping[str, str], cwd: Path | None = None) -> Settings:
+    """Read and check every input; errors name the variable to fix."""
+    inputs = Inputs(environ)
+    cwd = cwd or Path.cwd()
+    workflow = environ.get(names.WORKFLOW_NAME, "").strip()
+    org, project = _codeset_names(cwd)
+    if inputs.is_set(APP_NAME):
+        app_name = dns_name(inputs.str(APP_NAME), f"input {inputs.variable(APP_NAME)}")
+    else:
+        app_name = default_app_name(org, project, workflow)
+    default_target = "kserve" if environ.get(KUBERNETES_SERVICE_HOST) else "local"
+    return Settings(
+        model=inputs.str(MODEL),
+        predictor=inputs.choice(PREDICTOR, PREDICTOR_CHOICES, AUTO),
+        app_name=app_name,
+        target=inputs.choice(TARGET, TARGETS, default_target),
+        namespace=environ.get(names.WORKFLOW_NAMESPACE, "").strip() or names.DEFAULT_WORKFLOW_NAMESPACE,
+        workflow=workflow,
+        timeout=inputs.int(TIMEOUT, DEFAULT_TIMEOUT, minimum=1),
+        dry_run=inputs.bool(DRY_RUN, False),
+        state_dir=Path(inputs.str(STATE_DIR, str(default_state_dir(environ)))).expanduser(),
+        serving_image=inputs.str(SERVING_IMAGE, DEFAULT_SERVING_IMAGE),
+        runtime_version=inputs.str(RUNTIME_VERSION, None),
+        resources_limits=inputs.map(RESOURCES_LIMITS, {}),
+        core_url=environ.get(names.CORE_URL, "").strip() or None,
+        org=org,
+        project=project,
+    )
+
+
+def default_state_dir(environ: Mapping[str, str]) -> Path:
+    cache = environ.get("XDG_CACHE_HOME") or os.path.join(environ.get("HOME") or str(Path.home()), ".cache")
+    return Path(cache) / "fuseml-steps" / "predictor"
+
+
+def _codeset_names(cwd: Path) -> tuple[str | None, str | None]:
+    """Organisation and project from ``.fuseml/_org`` and ``.fuseml/_project`` of the codeset."""
+    values = []
+    for name in ("_org", "_project"):
+        path = cwd / ".fuseml" / name
+        try:
+            text = path.read_text().strip()
+        except OSError:
+            text = ""
+        values.append(text.splitlines()[0].strip() if text else None)
+    return values[0], values[1]

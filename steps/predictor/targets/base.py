@@ -1,0 +1,51 @@
+"""The one interface every deploy target implements.
+
+A target takes a ``DeployPlan`` (what to serve and how) and either describes
+what it would do (dry run) or does it and returns a ``Deployment``: the V2 URL
+plus what FuseML core should know about it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from steps.predictor.model_info import ModelInfo
+from steps.predictor.runtime_choice import ServingChoice
+from steps.predictor.settings import Settings
+
+
+@dataclass(frozen=True)
+class DeployPlan:
+    """Everything a target needs: the inputs, the model facts and the serving choice."""
+
+    settings: Settings
+    info: ModelInfo
+    choice: ServingChoice
+    environ: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A running deployment: its prediction URL and, on Kubernetes, its objects."""
+
+    url: str
+    namespace: str | None = None
+    resources: list[dict[str, str]] = field(default_factory=list)
+
+
+class Target(ABC):
+    """A place to deploy a model to."""
+
+    name: str = ""
+    # Targets that can run only our MLflow runtime (local process, container).
+    own_runtime_only: bool = False
+
+    @abstractmethod
+    def describe(self, plan: DeployPlan) -> tuple[str, str]:
+        """For a dry run: (the plan and manifests as text, the URL the deployment would have)."""
+
+    @abstractmethod
+    def deploy(self, plan: DeployPlan) -> Deployment:
+        """Create or replace the deployment, wait until it answers, return it."""

@@ -1,0 +1,99 @@
+"""Deploy as a local process: our MLflow runtime on 127.0.0.1, detached.
+
+The server outlives the step (it is the deployment), so it starts in its own
+session with its output in ``<state_dir>/<app>.log``. Its pid and port go in the
+state folder; deploying the same app again stops the old server first.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common.errors import ExecutionError, StepError
+from steps.predictor.probe import probe
+from steps.predictor.state import AppState, StateStore, process_alive, stop_process
+from steps.predictor.targets.base import Deployment, DeployPlan, Target
+from steps.predictor.targets.serving_process import HOST, free_port, serve_args, tail, wait_ready
+
+log = logging.getLogger(__name__)
+
+# The folder that holds the ``steps`` package, so ``-m steps.predictor.serve`` imports from any cwd.
+_PROJECT_ROOT = Path(__file__).resolve().parents[3]
+
+
+class LocalTarget(Target):
+    name = "local"
+    own_runtime_only = True
+
+    def __init__(self, python: str = sys.executable) -> None:
+        self.python = python
+
+    def describe(self, plan: DeployPlan) -> tuple[str, str]:
+        s = plan.settings
+        command = " ".join([self.python, *serve_args(plan.info.url, s.app_name, 0)])
+        text = (
+            f"target local: {plan.choice.describe()}\n"
+            f"stop the server of {s.app_name} recorded in {s.state_dir} (if any)\n"
+            f"start: {command.replace('--port 0', '--port <free port>')}\n"
+            f"wait for /v2/health/ready, probe /v2/models/{s.app_name}/infer"
+        )
+        return text, f"http://{HOST}:<port>/v2/models/{s.app_name}/infer"
+
+    def deploy(self, plan: DeployPlan) -> Deployment:
+        s = plan.settings
+        store = StateStore(s.state_dir)
+        store.ensure()
+        stop(store, s.app_name)
+        port = free_port()
+        log_path = store.log_path(s.app_name)
+        environ = dict(plan.environ)
+        environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PROJECT_ROOT), environ.get("PYTHONPATH")) if p)
+        log.info("starting the MLflow runtime for %s on %s:%s (log: %s)", s.app_name, HOST, port, log_path)
+        with open(log_path, "wb") as output:
+            try:
+                process = subprocess.Popen(
+                    [self.python, *serve_args(plan.info.url, s.app_name, port)],
+                    stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                    env=environ, start_new_session=True, close_fds=True,
+                )  # fmt: skip
+            except OSError as e:
+                raise ExecutionError(f"cannot start {self.python}: {e.strerror}") from e
+        url = f"http://{HOST}:{port}/v2/models/{s.app_name}/infer"
+        state = AppState(s.app_name, "local", port, url, plan.info.url, pid=process.pid, log_path=str(log_path),
+                         started_at=time.time())  # fmt: skip
+        store.save(state)
+        try:
+            wait_ready(
+                port,
+                alive=lambda: process.poll() is None,
+                logs=lambda: tail(log_path.read_text(errors="replace")),
+                timeout=s.timeout,
+                what=f"local server of {s.app_name} (pid {process.pid})",
+            )
+            probe([f"http://{HOST}:{port}"], s.app_name, plan.info, per_column=False, timeout=60)
+        except StepError:
+            stop(store, s.app_name)
+            raise
+        return Deployment(url=url)
+
+
+def stop(store: StateStore, app: str) -> bool:
+    """Stop the app's server (process or container) if one is recorded; True if there was one."""
+    state = store.load(app)
+    if state is None:
+        return False
+    if state.kind == "docker" and state.container:
+        from steps.predictor.targets.docker import remove_container
+
+        remove_container(state.container)
+        log.info("removed container %s of %s", state.container, app)
+    elif state.pid and process_alive(state.pid):
+        stop_process(state.pid)
+        log.info("stopped the server of %s (pid %s, port %s)", app, state.pid, state.port)
+    store.remove(app)
+    return True

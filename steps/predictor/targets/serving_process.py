@@ -1,0 +1,58 @@
+"""Shared by the local and docker targets: a free port and the wait for a fresh server.
+
+Both start our MLflow runtime on 127.0.0.1 and wait on its V2 health endpoint,
+giving up early (with the server's last log lines) when it dies.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Callable
+
+from common.errors import ExecutionError, ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def serve_args(model: str, app: str, port: int) -> list[str]:
+    """Arguments of ``python -m steps.predictor.serve``."""
+    return ["-m", "steps.predictor.serve", "--model", model, "--name", app, "--port", str(port), "--host", HOST]
+
+
+def wait_ready(port: int, alive: Callable[[], bool], logs: Callable[[], str], timeout: float, what: str) -> None:
+    """Poll ``/v2/health/ready`` until 200; ExecutionError if the server dies, ServiceUnavailable on timeout."""
+    import requests
+
+    url = f"http://{HOST}:{port}/v2/health/ready"
+    deadline = time.monotonic() + timeout
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        if not alive():
+            raise ExecutionError(f"{what} exited before it was ready; its last output:\n{logs()}")
+        try:
+            response = requests.get(url, timeout=5)
+            if response.status_code == 200:
+                log.info("%s is ready on port %s", what, port)
+                return
+            last = f"HTTP {response.status_code}"
+        except requests.RequestException as e:
+            last = type(e).__name__
+        time.sleep(0.5)
+    raise ServiceUnavailable(
+        f"{what} not ready after {timeout:.0f}s ({url}: {last}); its last output:\n{logs()}",
+        "raise FUSEML_TIMEOUT if the model is large",
+    )
+
+
+def tail(text: str, lines: int = 30) -> str:
+    return "\n".join(text.rstrip().splitlines()[-lines:])
