@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import docker
 import pytest
 import requests
 from botocore.exceptions import ClientError
@@ -90,3 +91,55 @@ def test_step_env_runs_a_step_against_the_services(step_env: dict[str, str], tmp
     assert done.returncode == 0, done.stderr
     artifact_uri = read_result(step_env)
     assert artifact_uri is not None and artifact_uri.startswith("s3://mlflow-artifacts/")
+
+
+def test_registry_answers_v2(registry) -> None:
+    response = requests.get(f"{registry.url}/v2/", timeout=10)
+    assert response.status_code == 200
+    assert registry.host.startswith("127.0.0.1:")
+
+
+def test_registry_with_auth_refuses_anonymous(tmp_path: Path) -> None:
+    from runner.services.registry import Registry
+
+    with Registry(tmp_path / "registry", auth=True) as secured:
+        assert requests.get(f"{secured.url}/v2/", timeout=10).status_code == 401
+        assert requests.get(f"{secured.url}/v2/", auth=(secured.username, "wrong"), timeout=10).status_code == 401
+        assert requests.get(f"{secured.url}/v2/", auth=(secured.username, secured.password), timeout=10).ok
+
+
+@pytest.mark.docker
+def test_docker_answers(docker_client) -> None:
+    assert docker_client.ping()
+
+
+@pytest.mark.docker
+def test_base_image_has_python3_venv_pip_and_cas(docker_client, base_image: str) -> None:
+    output = docker_client.containers.run(
+        base_image,
+        ["python3", "-c", "import sys, venv, ssl; import pip; print(sys.version_info[:2])"],
+        remove=True,
+    )
+    assert output.decode().strip() == "(3, 11)"
+    output = docker_client.containers.run(base_image, ["ls", "/etc/ssl/certs/ca-certificates.crt"], remove=True)
+    assert output.strip()
+
+
+@pytest.mark.docker
+def test_image_push_to_registry_and_pull_back(docker_client, base_image: str, registry) -> None:
+    reference = f"{registry.host}/test-services/base:{uuid.uuid4().hex[:8]}"
+    image = docker_client.images.get(base_image)
+    assert image.tag(reference)
+    try:
+        for event in docker_client.api.push(reference, stream=True, decode=True):
+            assert "error" not in event, event
+        catalog = requests.get(f"{registry.url}/v2/_catalog", timeout=10).json()
+        assert "test-services/base" in catalog["repositories"]
+        docker_client.images.remove(reference)
+        pulled = docker_client.images.pull(reference)
+        assert pulled.id == image.id
+    finally:
+        try:
+            docker_client.images.remove(reference)
+        except docker.errors.ImageNotFound:
+            pass
