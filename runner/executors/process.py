@@ -50,6 +50,8 @@ PASSTHROUGH = (
     "DOCKER_HOST",
     "KUBECONFIG",
 )
+# Whole families passed through: the user's pip settings (mirrors, CA) for the builder's venvs.
+PASSTHROUGH_PREFIXES = ("PIP_",)
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STOP_GRACE_SECONDS = 10.0
 
@@ -88,7 +90,7 @@ class ProcessExecutor(Executor):
         return [self.python, "-m", f"steps.{role}"]
 
     def environment(self, spec: StepSpec) -> dict[str, str]:
-        env = {k: self.environ[k] for k in PASSTHROUGH if k in self.environ}
+        env = {k: v for k, v in self.environ.items() if k in PASSTHROUGH or k.startswith(PASSTHROUGH_PREFIXES)}
         if not spec.image.startswith(VENV_SCHEME) and (_PROJECT_ROOT / "steps").is_dir():
             # Our step modules from this checkout, even when the runner is not installed.
             env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PROJECT_ROOT), self.environ.get("PYTHONPATH")) if p)
