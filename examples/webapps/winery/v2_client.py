@@ -145,7 +145,7 @@ def _http_error(target: str, response: requests.Response) -> str:
     if isinstance(payload, dict) and isinstance(payload.get("error") or payload.get("detail"), str):
         detail = payload.get("error") or payload.get("detail")
     status = f"HTTP {response.status_code} {response.reason or ''}".strip()
-    message = f"{target} answered {status}: {_quote(detail)}"
+    message = f"{target} answered {status}: {_quote(detail).rstrip('.')}"
     if response.status_code == 404:
         message += ". Check the model name in the URL (.../v2/models/NAME/infer)."
     elif response.status_code >= 500:
