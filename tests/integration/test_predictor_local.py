@@ -1,0 +1,102 @@
+"""The local target end to end: an s3:// model served by our runtime, probed, replaced, stopped."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from common.storage import S3Settings, S3Store
+from steps.predictor.state import StateStore, process_alive
+from tests.fixtures.models import WINE_FEATURES, wine_feature_rows
+from tests.fixtures.services import read_result, run_step
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+SERVE = ROOT / "steps" / "predictor" / "serve.py"
+
+
+@pytest.fixture(scope="module")
+def s3_model(s3, wine_model_dir: Path) -> str:
+    url = f"s3://{s3.bucket}/predictor-local/{uuid.uuid4().hex[:8]}/artifacts/model"
+    S3Store(S3Settings.from_environ(s3.env())).upload(wine_model_dir, url)
+    return url
+
+
+@pytest.fixture
+def deploy_env(step_env: dict[str, str], s3_model: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The step's env for a local deploy; whatever it started is stopped afterwards, pass or fail."""
+    app = f"wine-{uuid.uuid4().hex[:6]}"
+    env = {**step_env, "FUSEML_MODEL": s3_model, "FUSEML_APP_NAME": app, "FUSEML_TARGET": "local",
+           "FUSEML_STATE_DIR": str(tmp_path / "state"), "FUSEML_TIMEOUT": "180"}  # fmt: skip
+    yield env
+    done = subprocess.run([sys.executable, "-m", "steps.predictor", "stop", app], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def server_log(env: dict[str, str]) -> str:
+    path = Path(env["FUSEML_STATE_DIR"]) / f"{env['FUSEML_APP_NAME']}.log"
+    return path.read_text(errors="replace")[-3000:] if path.exists() else "(no server log)"
+
+
+@pytest.mark.skipif(not SERVE.exists(), reason="steps/predictor/serve.py (the serving runtime) is not there yet")
+def test_local_deploy_serves_real_clients_then_is_replaced_and_stopped(deploy_env: dict[str, str]) -> None:
+    env, app = deploy_env, deploy_env["FUSEML_APP_NAME"]
+    done = run_step("steps.predictor", env)
+    assert done.returncode == 0, f"{done.stderr}\n--- server log ---\n{server_log(env)}"
+    url = read_result(env)
+    assert url is not None and url.startswith("http://127.0.0.1:") and url.endswith(f"/v2/models/{app}/infer")
+    assert "probe answered" in done.stderr
+
+    # What real clients send (CONTRACT.md): one unnamed FP32 tensor of the 11 features...
+    row = wine_feature_rows(1)[0]
+    body = {"inputs": [{"name": "input-0", "shape": [1, 11], "datatype": "FP32", "data": [row]}]}
+    answer = requests.post(url, json=body, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert 3 < answer.json()["outputs"][0]["data"][0] < 9
+    # ...and named per-column inputs.
+    columns = [
+        {"name": n, "shape": [1], "datatype": "FP64", "data": [v]} for n, v in zip(WINE_FEATURES, row, strict=True)
+    ]
+    assert requests.post(url, json={"inputs": columns}, timeout=30).status_code == 200
+
+    store = StateStore(Path(env["FUSEML_STATE_DIR"]))
+    first = store.load(app)
+    assert first is not None and first.url == url and process_alive(first.pid)
+
+    again = run_step("steps.predictor", env)
+    assert again.returncode == 0, f"{again.stderr}\n--- server log ---\n{server_log(env)}"
+    second = store.load(app)
+    assert second.pid != first.pid and not process_alive(first.pid), "the first server was not replaced"
+    assert requests.post(read_result(env), json=body, timeout=30).status_code == 200
+
+    stopped = subprocess.run([sys.executable, "-m", "steps.predictor", "stop", app], env=env, cwd=ROOT,
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert stopped.returncode == 0 and f"{app}: stopped" in stopped.stdout
+    assert not process_alive(second.pid) and store.load(app) is None
+
+
+@pytest.mark.skipif(not SERVE.exists(), reason="steps/predictor/serve.py (the serving runtime) is not there yet")
+def test_local_deploy_of_a_broken_model_fails_and_leaves_nothing_running(
+    deploy_env: dict[str, str], s3, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "MLmodel").write_text(
+        "flavors:\n  python_function:\n    loader_module: mlflow.sklearn\n    model_path: model.pkl\n"
+        "  sklearn:\n    pickled_model: model.pkl\n    serialization_format: pickle\n    sklearn_version: 1.9.1\n"
+    )
+    (broken / "model.pkl").write_bytes(b"not a pickle")
+    env = {**deploy_env, "FUSEML_MODEL": str(broken), "FUSEML_TIMEOUT": "60"}
+    done = run_step("steps.predictor", env)
+    assert done.returncode == 1, done.stderr
+    assert "exited before it was ready" in done.stderr or "did not answer" in done.stderr
+    assert read_result(env) is None
+    assert StateStore(Path(env["FUSEML_STATE_DIR"])).load(env["FUSEML_APP_NAME"]) is None
+    assert env["AWS_SECRET_ACCESS_KEY"] not in done.stderr
