@@ -1,0 +1,63 @@
+# The trainer image: a codeset's Python environment plus the trainer step.
+#
+# Template of the builder step (steps/builder), which prepares the context:
+#   build/  requirements.txt, constraints.txt, build-requirements.txt,
+#           python-constraint, check_python.py, run, pip-ca.crt (empty if none)
+#   app/    common/ and steps/trainer/ (the trainer step's code)
+# and passes BASE_IMAGE, SOURCE, REVISION, CREATED and ENVIRONMENT (the tag).
+# Works with the classic builder (docker SDK), BuildKit and buildah alike: no
+# RUN --mount, so the PyPI CA travels through the throwaway stage below.
+ARG BASE_IMAGE=python:3.11-slim
+
+# Throwaway stage: pip runs here, with the PyPI CA bundle when one is given.
+# Only the finished virtualenv leaves it; the CA and pip's caches stay behind.
+FROM ${BASE_IMAGE} AS environment
+COPY build/ /tmp/build/
+RUN set -eu; \
+    python3 /tmp/build/check_python.py /tmp/build/python-constraint; \
+    python3 -m venv /opt/venv; \
+    export PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore PIP_PROGRESS_BAR=off; \
+    if [ -s /tmp/build/pip-ca.crt ]; then export PIP_CERT=/tmp/build/pip-ca.crt; fi; \
+    if [ -s /tmp/build/build-requirements.txt ]; then \
+        /opt/venv/bin/pip install --upgrade -r /tmp/build/build-requirements.txt; \
+    fi; \
+    /opt/venv/bin/pip install -r /tmp/build/requirements.txt -c /tmp/build/constraints.txt; \
+    site="$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"; \
+    echo /opt/fuseml > "$site/fuseml-steps.pth"; \
+    install -m 0755 /tmp/build/run /opt/venv/bin/run; \
+    # Trim what a training run never reads (keeps the image under 700 MB):
+    # bytecode caches, test suites, C headers, Cython sources, type stubs,
+    # static libraries, and the MLflow tracking UI's web build.
+    sp="$site"; \
+    find /opt/venv -depth -name '__pycache__' -type d -exec rm -rf {} +; \
+    find "$sp" -mindepth 2 -depth -type d \( -name tests -o -name test \) -exec rm -rf {} +; \
+    find "$sp" -mindepth 2 -depth -type d -name include -exec rm -rf {} +; \
+    find "$sp" -type f \( -name '*.h' -o -name '*.hpp' -o -name '*.pxd' -o -name '*.pyx' -o -name '*.pyi' \
+        -o -name '*.a' -o -name '*.c' -o -name '*.cpp' \) -delete; \
+    rm -rf "$sp/mlflow/server/js"
+
+# The image: the base, a non-root user, the environment, then the trainer code
+# (the layer that changes most often comes last).
+FROM ${BASE_IMAGE}
+RUN useradd --create-home --uid 1000 --user-group --shell /bin/sh fuseml
+COPY --from=environment /opt/venv /opt/venv
+COPY app/ /opt/fuseml/
+ENV PATH=/opt/venv/bin:$PATH \
+    VIRTUAL_ENV=/opt/venv \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    HOME=/home/fuseml
+USER 1000:1000
+WORKDIR /project
+CMD ["run"]
+
+ARG SOURCE=""
+ARG REVISION=""
+ARG CREATED=""
+ARG ENVIRONMENT=""
+LABEL org.opencontainers.image.title="FuseML trainer" \
+      org.opencontainers.image.description="MLflow project trainer with the codeset's Python environment" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      io.fuseml.environment="${ENVIRONMENT}"

@@ -1,0 +1,197 @@
+"""No container engine: a virtualenv in a cache folder named by the tag.
+
+For local runs without Docker. ``<cache_dir>/<tag>/`` holds the environment,
+the trainer code (``fuseml/``, put on ``sys.path`` by a ``.pth`` file, like a
+non-editable install) and ``bin/run``; the result is ``venv://<path>``.
+Builders of the same tag take turns through a lock file, so two concurrent
+runs build once and the second finds the first one's work. The venv is built
+in place (venvs do not survive a move: scripts hold absolute paths) and only
+counts as built once its marker file is written, last.
+
+The interpreter is the builder's own Python, or ``base_image`` when that names
+an interpreter (``/usr/bin/python3.11``, ``python3.12``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from common.envspec import python_satisfies
+from common.errors import InputError
+from steps.builder.backends.base import Backend, BaseIdentity, BuildError, BuildPlan, error_lines
+from steps.builder.payload import copy_app, run_script, write_environment_files
+
+log = logging.getLogger(__name__)
+
+MARKER = ".fuseml-environment.json"
+SCHEME = "venv://"
+_INTERPRETER = re.compile(r"^(/.*|python[0-9.]*)$")
+
+
+class VenvBackend(Backend):
+    name = "venv"
+
+    def interpreter(self) -> str:
+        """The Python the venv is made from (an absolute path)."""
+        base = self.settings.base_image
+        if self.settings.base_image_given and _INTERPRETER.match(base):
+            found = base if base.startswith("/") else shutil.which(base, path=self.environ.get("PATH"))
+            if not found or not os.access(found, os.X_OK):
+                raise InputError(
+                    f"base_image={base}: no such Python interpreter", "give a path such as /usr/bin/python3"
+                )
+            return found
+        if self.settings.base_image_given:
+            log.info("base_image=%s is an image; the venv backend uses this Python (%s)", base, sys.executable)
+        return sys.executable
+
+    def identity(self) -> BaseIdentity:
+        python = self.interpreter()
+        if python == sys.executable:
+            version = platform.python_version()
+            base = getattr(sys, "_base_executable", sys.executable)
+        else:
+            version, base = _ask(python)
+        real = os.path.realpath(base)
+        return BaseIdentity(
+            platform=f"{sys.platform}/{platform.machine()}",
+            digest=f"python {version} {real}",
+            python_version=version,
+        )
+
+    def folder(self, plan: BuildPlan) -> Path:
+        return self.settings.cache_dir / plan.tag
+
+    def find(self, plan: BuildPlan) -> str | None:
+        folder = self.folder(plan)
+        if (folder / MARKER).is_file() and (folder / "bin" / "run").is_file():
+            log.info("%s already exists: nothing to build", folder)
+            return f"{SCHEME}{folder}"
+        return None
+
+    def build(self, plan: BuildPlan) -> str:
+        folder = self.folder(plan)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with _locked(folder.parent / f"{plan.tag}.lock"):
+            found = self.find(plan)
+            if found:
+                return found
+            identity = self.identity()
+            if identity.python_version and not python_satisfies(plan.spec.python, identity.python_version):
+                raise InputError(
+                    f"{plan.spec.source} asks for python {plan.spec.python}, but {self.interpreter()} is "
+                    f"Python {identity.python_version}",
+                    "give a matching interpreter as input base_image (e.g. /usr/bin/python3.11)",
+                )
+            if folder.exists():
+                log.info("removing the unfinished environment %s", folder)
+                shutil.rmtree(folder)
+            log.info("=== Building virtualenv %s ===", folder)
+            started = time.monotonic()
+            try:
+                self._create(plan, folder)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+            marker = {"tag": plan.tag, "environment": json.loads(plan.spec.canonical())}
+            (folder / MARKER).write_text(json.dumps(marker, indent=1))
+            log.info("built %s in %.0fs", folder, time.monotonic() - started)
+        return f"{SCHEME}{folder}"
+
+    def _create(self, plan: BuildPlan, folder: Path) -> None:
+        self._run([self.interpreter(), "-m", "venv", str(folder)], "python -m venv")
+        python = str(folder / "bin" / "python")
+        env = dict(self.environ)
+        env.pop("PYTHONPATH", None)
+        env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+        if self.settings.pip_ca:
+            env["PIP_CERT"] = str(self.settings.pip_ca)
+        with tempfile.TemporaryDirectory(prefix="fuseml-venv-") as work:
+            files = Path(work)
+            write_environment_files(files, plan.spec, None)
+            if plan.spec.build_dependencies:
+                self._run([python, "-m", "pip", "install", "-r", str(files / "build-requirements.txt")], "pip", env)
+            self._run(
+                [python, "-m", "pip", "install", "-r", str(files / "requirements.txt")]
+                + ["-c", str(files / "constraints.txt")],
+                "pip",
+                env,
+            )
+        app = folder / "fuseml"
+        copy_app(app)
+        site = subprocess.run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        Path(site, "fuseml-steps.pth").write_text(f"{app}\n")
+        run = folder / "bin" / "run"
+        run.write_text(run_script(folder))
+        run.chmod(0o755)
+
+    def _run(self, argv: Sequence[str], what: str, env: Mapping[str, str] | None = None) -> None:
+        """Run a build command, its output logged as it comes; BuildError with pip's reason on failure."""
+        tail: deque[str] = deque(maxlen=200)
+        log.info("running %s", " ".join(argv))
+        proc = subprocess.Popen(
+            list(argv),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=dict(env) if env is not None else None,
+        )
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            tail.append(line.rstrip())
+            log.info("%s: %s", what, line.rstrip())
+        code = proc.wait()
+        if code != 0:
+            raise BuildError(
+                f"{what} failed (exit {code}): " + " | ".join(error_lines(tail)),
+                "fix the requirement named above in the codeset's environment file",
+                build_log=tail,
+            )
+
+
+def _ask(python: str) -> tuple[str, str]:
+    """(version, base executable) of another interpreter."""
+    code = (
+        "import platform, sys; print(platform.python_version()); "
+        "print(getattr(sys, '_base_executable', sys.executable))"
+    )
+    try:
+        done = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=30, check=True)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise InputError(f"base_image={python}: cannot run it as Python ({e})") from e
+    version, base = (done.stdout.splitlines() + ["", ""])[:2]
+    return version.strip(), base.strip() or python
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` (released when the process dies, too)."""
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("another builder is building this environment: waiting for it (%s)", path)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
