@@ -358,3 +358,26 @@ def test_other_flavours_go_through_pyfunc(tmp_path: Path) -> None:
         },
     )
     assert data == [8.0]
+
+
+# -- the KServe runtime manifest --------------------------------------------------------
+
+
+def test_cluster_serving_runtime_manifest() -> None:
+    import yaml
+
+    from steps.predictor.serve import parse_args
+
+    manifest_path = Path(__file__).resolve().parents[2] / "deploy" / "kserve" / "fuseml-mlflow-runtime.yaml"
+    manifest = yaml.safe_load(manifest_path.read_text())
+    assert (manifest["apiVersion"], manifest["kind"]) == ("serving.kserve.io/v1alpha1", "ClusterServingRuntime")
+    spec = manifest["spec"]
+    formats = spec["supportedModelFormats"]
+    assert {f["name"] for f in formats} == {"mlflow"} and all(f["autoSelect"] for f in formats)
+    assert all(f["priority"] > 1 for f in formats), "must win over kserve-mlserver (mlflow priority 1)"
+    assert spec["protocolVersions"] == ["v2"]
+    (container,) = spec["containers"]
+    assert container["name"] == "kserve-container"
+    args = [a.replace("{{.Name}}", "wine") for a in container["args"]]
+    parsed = parse_args(args, {})
+    assert (parsed.model, parsed.name, parsed.port) == ("/mnt/models", "wine", 8080)
