@@ -47,6 +47,7 @@ class BuilderSettings:
     pip_ca: Path | None = None
     registry_ca: Path | None = None
     insecure_registries: tuple[str, ...] = ()
+    no_cache: bool = False
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> BuilderSettings:
@@ -70,6 +71,7 @@ class BuilderSettings:
             pip_ca=_existing_file(inputs, environ, "pip_ca", environ.get(PIP_CERT)),
             registry_ca=_existing_file(inputs, environ, "registry_ca", None),
             insecure_registries=tuple(inputs.list("insecure_registries", [])),
+            no_cache=inputs.bool("no_cache", False),
         )
 
     def push_reference(self, tag: str) -> str:

@@ -66,6 +66,8 @@ class BuildahBackend(ImageBackend):
             base_registry = ImageRef.parse(self.settings.base_image).registry
             argv = [BUILDAH, "build", "--layers", "-f", str(context / "Dockerfile"), "-t", plan.push_reference]
             argv += [f"--tls-verify={'false' if self._insecure(base_registry) else 'true'}", *common]
+            if self.settings.no_cache:
+                argv.append("--no-cache")
             for name, value in self.build_args(plan).items():
                 argv += ["--build-arg", f"{name}={value}"]
             argv.append(str(context))

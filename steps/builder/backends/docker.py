@@ -64,6 +64,7 @@ class DockerBackend(ImageBackend):
                     buildargs=self.build_args(plan),
                     rm=True,
                     forcerm=True,
+                    nocache=self.settings.no_cache,
                     decode=True,
                 )
                 image_id = follow_build(chunks)
