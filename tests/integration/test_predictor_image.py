@@ -1,0 +1,66 @@
+"""The predictor image runs the step as its contract says: command `run`, non-root, result file written."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from common.storage import S3Settings, S3Store
+from tests.fixtures.kube_api import schema_errors
+
+pytestmark = [pytest.mark.integration, pytest.mark.docker]
+ROOT = Path(__file__).resolve().parents[2]
+DOCKER = "/usr/bin/docker"  # Debian's client runs BuildKit builds (DESIGN.md)
+CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+TAG = "fuseml-local/kserve-predictor:test"
+MAX_EXTRA_MB = 130  # what the image may add to its base (python:3.11-slim + this = about 250 MB)
+
+
+def _docker(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([DOCKER, *args], capture_output=True, text=True, timeout=timeout, check=False,
+                          env={"DOCKER_BUILDKIT": "1", "PATH": "/usr/bin:/bin"})  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def image(base_image: str) -> str:
+    secret = ["--secret", f"id=pip_ca,src={CA_BUNDLE}"] if CA_BUNDLE.exists() else []
+    built = _docker("build", "-q", "-f", "Dockerfiles/predictor.Dockerfile", "--build-arg", f"BASE_IMAGE={base_image}",
+                    *secret, "-t", TAG, str(ROOT))  # fmt: skip
+    assert built.returncode == 0, built.stderr[-3000:]
+    return TAG
+
+
+def _size_mb(tag: str) -> float:
+    return int(_docker("image", "inspect", "--format", "{{.Size}}", tag).stdout.strip()) / 1e6
+
+
+def test_image_is_lean_and_non_root(image: str, base_image: str) -> None:
+    assert _size_mb(image) - _size_mb(base_image) < MAX_EXTRA_MB
+    done = _docker("run", "--rm", image, "sh", "-c", "id -u; command -v run; python -c 'import mlflow'", timeout=120)
+    lines = done.stdout.split()
+    assert lines[:2] == ["1000", "/usr/local/bin/run"]
+    assert "No module named 'mlflow'" in done.stderr, "the deploy image must not carry the serving stack"
+
+
+def test_run_does_a_kserve_dry_run_and_writes_the_result(image: str, s3, wine_model_dir: Path, tmp_path: Path) -> None:
+    url = f"s3://{s3.bucket}/predictor-image/{uuid.uuid4().hex[:8]}/artifacts/model"
+    S3Store(S3Settings.from_environ(s3.env())).upload(wine_model_dir, url)
+    results = tmp_path / "results"
+    results.mkdir(mode=0o777)
+    results.chmod(0o777)
+    env = {**s3.env(), "FUSEML_MODEL": url, "FUSEML_APP_NAME": "wine", "FUSEML_DRY_RUN": "true",
+           "KUBERNETES_SERVICE_HOST": "10.0.0.1", "TASK_RESULT": "prediction-url",
+           "FUSEML_RESULTS_DIR": "/tekton/results"}  # fmt: skip
+    flags = [f"--env={name}={value}" for name, value in env.items()]
+    done = _docker("run", "--rm", "--network", "host", "-v", f"{results}:/tekton/results", *flags, image, "run",
+                   timeout=180)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    isvc = list(yaml.safe_load_all(done.stdout.split("---\n", 1)[1]))[-1]
+    assert schema_errors(isvc) == [] and isvc["spec"]["predictor"]["model"]["runtime"] == "fuseml-mlflow"
+    assert (results / "prediction-url").read_text() == (
+        "http://wine-predictor.fuseml-workloads.svc.cluster.local/v2/models/wine/infer"
+    )
