@@ -32,6 +32,7 @@ import yaml
 from common.errors import InputError, StepError
 from common.storage import LocalStore, open_store
 from steps.predictor.serving.signature import Signature, parse_signature
+from steps.predictor.serving.sklearn_fast import linear_predictor
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +49,11 @@ class ModelLoadError(StepError):
 class LoadedModel:
     """A model ready to predict, and what the runtime needs to know about it.
 
-    ``direct`` is True for scikit-learn models: ``predict`` takes a 2-D numpy
-    array as is (the fast path). Otherwise ``predict`` is a pyfunc's, which
-    wants a DataFrame for column signatures.
+    ``direct`` is True for scikit-learn models: ``predict_array`` takes a 2-D
+    numpy array as is (the fast path; for linear models a direct computation,
+    see ``sklearn_fast``), ``predict`` the estimator's own (DataFrames too).
+    Otherwise ``predict`` is a pyfunc's, which wants a DataFrame for column
+    signatures.
     """
 
     path: Path
@@ -59,6 +62,7 @@ class LoadedModel:
     direct: bool
     signature: Signature | None
     n_features: int | None = None
+    predict_array: Callable[[Any], Any] | None = None
 
 
 def fetch_model(uri: str, environ: Mapping[str, str], workdir: Path | None = None) -> Path:
@@ -130,7 +134,8 @@ def load_model(path: Path, environ: Mapping[str, str]) -> LoadedModel:
             raise ModelLoadError(f"{path}: the scikit-learn model has no method {predict_fn!r} (MLmodel predict_fn)")
         # Fitted on a DataFrame, sklearn warns on every numpy input; the fast path sends numpy on purpose.
         warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
-        log.info("loaded scikit-learn %s from %s", type(model).__name__, path)
+        fast = linear_predictor(model) if predict_fn == "predict" else None
+        log.info("loaded scikit-learn %s from %s%s", type(model).__name__, path, " (direct linear)" if fast else "")
         return LoadedModel(
             path=path,
             flavor="sklearn",
@@ -138,6 +143,7 @@ def load_model(path: Path, environ: Mapping[str, str]) -> LoadedModel:
             direct=True,
             signature=signature,
             n_features=getattr(model, "n_features_in_", None),
+            predict_array=fast or predict,
         )
     if "python_function" not in flavors:
         raise ModelLoadError(

@@ -10,17 +10,14 @@ that costs latency and buries the story, so those loggers only speak in
 verbose mode. A bad request (``InvalidInput``, a 400) is the client's problem:
 it is logged as one warning line, not as an error with a traceback.
 
-``curl -d`` and many small clients send a V2 JSON body with no content type
-(or ``x-www-form-urlencoded``); KServe then takes it for the binary tensor
-extension and answers a puzzling 400. ``JsonByDefault`` reads such bodies as
-the JSON they are, unless the binary extension's header is present.
+Plain V2 JSON infer requests take ``fast_lane.InferFastLane``, which wraps
+KServe's app as the ASGI app uvicorn runs; everything else reaches KServe.
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
-from typing import Any
 
 from kserve import Model, ModelServer
 from kserve.errors import InvalidInput
@@ -28,31 +25,6 @@ from kserve.errors import InvalidInput
 log = logging.getLogger(__name__)
 
 PER_REQUEST_LOGGERS = ("kserve.trace", "uvicorn.access")
-BINARY_HEADER = b"inference-header-content-length"
-NOT_JSON = (b"", b"application/x-www-form-urlencoded", b"text/plain")
-
-
-class JsonByDefault:
-    """ASGI middleware: an infer POST without a JSON content type is read as JSON (see module doc)."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].endswith("/infer"):
-            headers = scope["headers"]
-            content_type = b""
-            for key, value in headers:
-                if key == BINARY_HEADER:
-                    break
-                if key == b"content-type":
-                    content_type = value.split(b";")[0].strip().lower()
-            else:
-                if content_type in NOT_JSON:
-                    scope = dict(scope)
-                    scope["headers"] = [(k, v) for k, v in headers if k != b"content-type"]
-                    scope["headers"].append((b"content-type", b"application/json"))
-        await self.app(scope, receive, send)
 
 
 class BadRequestsAsWarnings(logging.Filter):
@@ -71,14 +43,24 @@ class _HostModelServer(ModelServer):
     def __init__(self, host: str, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.host = host
+        self.models: list[Model] = []
+
+    def start(self, models: list[Model]) -> None:  # type: ignore[override]
+        self.models = list(models)
+        super().start(models)
 
     async def _serve(self) -> None:
-        # ModelServer.start() made the REST server but has not started it yet.
+        # ModelServer.start() made the REST server (config, not yet serving): bind our
+        # host, and put the fast lane in front of KServe's app (which it still sets up).
         if self._rest_server is not None:
-            self._rest_server.config.host = self.host
-        from kserve.model_server import app
+            from kserve.model_server import app
 
-        app.add_middleware(JsonByDefault)
+            from steps.predictor.serving.fast_lane import InferFastLane
+            from steps.predictor.serving.model import MlflowModel
+
+            ours = {m.name: m for m in self.models if isinstance(m, MlflowModel)}
+            self._rest_server.config.host = self.host
+            self._rest_server.config.app = InferFastLane(app, ours)
         await super()._serve()
 
 
