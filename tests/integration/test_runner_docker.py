@@ -128,14 +128,21 @@ def _local_image(docker_client, variable: str, repository: str) -> str:  # type:
     pytest.skip(f"no {repository} image on this machine: build it (make images) or set {variable}")
 
 
+@pytest.fixture(scope="session")
+def our_images(docker_client) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """The builder and predictor images; session-scoped so a skip comes before the services start."""
+    builder = _local_image(docker_client, "FUSEML_STEPS_BUILDER_IMAGE", "mlflow-builder")
+    predictor = _local_image(docker_client, "FUSEML_STEPS_PREDICTOR_IMAGE", "kserve-predictor")
+    return builder, predictor
+
+
 @pytest.mark.slow
 def test_the_example_workflow_with_our_images(  # type: ignore[no-untyped-def]
-    tmp_path: Path, docker_client, services_env: dict[str, str], registry, wine_rows
+    tmp_path: Path, our_images: tuple[str, str], docker_client, services_env: dict[str, str], registry, wine_rows
 ) -> None:
     import requests
 
-    builder = _local_image(docker_client, "FUSEML_STEPS_BUILDER_IMAGE", "mlflow-builder")
-    predictor = _local_image(docker_client, "FUSEML_STEPS_PREDICTOR_IMAGE", "kserve-predictor")
+    builder, predictor = our_images
     text = (ROOT / "examples" / "workflows" / "mlflow-e2e.yaml").read_text()
     text = text.replace("ghcr.io/fuseml-steps/mlflow-builder:0.1.0", builder)
     text = text.replace("ghcr.io/fuseml-steps/kserve-predictor:0.1.0", predictor)
