@@ -214,6 +214,19 @@ def test_kserve_e2e_example_body(infer_url: str) -> None:
     assert response.status_code == 200, response.text
 
 
+def test_kserve_path_answers_the_same(infer_url: str) -> None:
+    """Requested outputs are KServe's business (not the fast lane's): same model, same answer."""
+    body = json.loads(REAL_CLIENT_BODY)
+    fast = post(infer_url, body).json()["outputs"][0]
+    body["outputs"] = [{"name": "output-0"}]
+    slow = post(infer_url, body)
+    assert slow.status_code == 200, slow.text
+    assert slow.json()["outputs"][0]["data"] == pytest.approx(fast["data"])
+    assert slow.json()["outputs"][0]["datatype"] == fast["datatype"] == "FP64"
+    body["inputs"][0]["shape"] = [1, 12]
+    assert_client_error(post(infer_url, body), "12")
+
+
 def test_concurrent_requests(infer_url: str) -> None:
     rows = wine_feature_rows(8)
     expected = expected_predictions(8)

@@ -204,9 +204,9 @@ def _warn_version(conf: Mapping[str, Any]) -> None:
     saved = conf.get("sklearn_version")
     if not saved:
         return
-    from importlib.metadata import version
+    import sklearn
 
-    installed = version("scikit-learn")
+    installed = sklearn.__version__
     if str(saved) != installed:
         log.warning("the model was saved with scikit-learn %s; this runtime has %s", saved, installed)
 

@@ -1,0 +1,329 @@
+"""Serving benchmark: our V2 runtime against ``mlflow models serve``, same wine model, same load.
+
+Both servers serve the wine model (MLflow 3.17's default skops serialisation)
+with one worker, on loopback. Each round drives one server with the same
+bounded, closed-loop load (``wrk``: 1 thread, ``CONNECTIONS`` connections,
+``DURATION`` seconds, 1-row requests in each server's native form: the V2
+real-client body for ours, ``dataframe_split`` for MLflow's), and rounds
+alternate A/B/B/A so drift on a shared machine hits both alike. Then each
+server's cold start (spawn to first 200 on its readiness route) is timed.
+
+Targets (issue): >= 4x MLflow's req/s on 1-row requests, p99 <= 5 ms, cold
+start to ready <= 2 s. Figures are printed, not asserted: a busy machine moves
+them. CPU seconds at ready are printed beside cold start, as the figure a busy
+machine distorts least.
+
+Tunables (env): BENCH_SERVING_ROUNDS (4), BENCH_SERVING_DURATION (5 s),
+BENCH_SERVING_CONNECTIONS (4), BENCH_SERVING_COLD (3 starts each).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+WRK = "/usr/bin/wrk"
+START_TIMEOUT = 120.0
+
+ROUNDS = int(os.environ.get("BENCH_SERVING_ROUNDS", "4"))
+DURATION = int(os.environ.get("BENCH_SERVING_DURATION", "5"))
+CONNECTIONS = int(os.environ.get("BENCH_SERVING_CONNECTIONS", "4"))
+COLD_STARTS = int(os.environ.get("BENCH_SERVING_COLD", "3"))
+
+
+@dataclass(frozen=True)
+class Server:
+    """How to start one server and talk to it."""
+
+    label: str
+    argv: list[str]
+    ready_path: str
+    infer_path: str
+    body: str
+    env: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Load:
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def servers(model_dir: Path, row: list[float], columns: list[str]) -> tuple[Server, Server]:
+    env = {
+        **os.environ,
+        # `mlflow models serve` runs `bash -c 'exec uvicorn ...'`: uvicorn must be on PATH.
+        "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        # MLflow 3.17 deserialises models (skops included) only when allowed.
+        "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
+        "PYTHONPATH": str(ROOT),
+    }
+    ours = Server(
+        label="fuseml",
+        argv=[
+            sys.executable,
+            "-m",
+            "steps.predictor.serve",
+            "--model",
+            str(model_dir),
+            "--name",
+            "wine",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+        ],  # fmt: skip
+        ready_path="/v2/health/ready",
+        infer_path="/v2/models/wine/infer",
+        body=json.dumps({"inputs": [{"name": "input-0", "shape": [1, len(row)], "datatype": "FP32", "data": [row]}]}),
+        env=env,
+    )
+    theirs = Server(
+        label="mlflow",
+        argv=[
+            str(VENV_BIN / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            str(model_dir),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            "{port}",
+            "-w",
+            "1",
+            "--env-manager",
+            "local",
+        ],  # fmt: skip
+        ready_path="/ping",
+        infer_path="/invocations",
+        body=json.dumps({"dataframe_split": {"columns": columns, "data": [row]}}),
+        env=env,
+    )
+    return ours, theirs
+
+
+@contextmanager
+def started(server: Server) -> Iterator[tuple[str, float, float]]:
+    """Start ``server``; yields (base URL, seconds to ready, CPU seconds at ready); stops it after."""
+    port = free_port()
+    argv = [a.replace("{port}", str(port)) for a in server.argv]
+    began = time.monotonic()
+    process = subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        env=server.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        seconds = wait_ready(url + server.ready_path, process, began)
+        yield url, seconds, cpu_seconds(process.pid)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def wait_ready(url: str, process: subprocess.Popen[str], began: float) -> float:
+    session = requests.Session()
+    while time.monotonic() - began < START_TIMEOUT:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: server exited with {process.returncode}: {process.stderr.read()[-2000:]}")
+        try:
+            if session.get(url, timeout=2).status_code == 200:
+                return time.monotonic() - began
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.005)
+    raise RuntimeError(f"{url}: not ready within {START_TIMEOUT}s")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of ``pid`` and its children so far (Linux /proc)."""
+    total = 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    for stat in [Path(f"/proc/{pid}/stat")] + list(Path("/proc").glob("[0-9]*/stat")):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ppid, own_pid = int(fields[1]), int(stat.parent.name)
+        if own_pid == pid or (ppid == pid and stat != Path(f"/proc/{pid}/stat")):
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def check_answer(url: str, server: Server) -> None:
+    response = requests.post(url + server.infer_path, data=server.body, headers={"content-type": "application/json"})
+    if response.status_code != 200:
+        raise RuntimeError(f"{server.label}: {response.status_code} {response.text[:500]}")
+
+
+def drive(url: str, server: Server) -> Load:
+    """Closed-loop load: CONNECTIONS connections for DURATION seconds, wrk if present."""
+    if shutil.which(WRK):
+        return drive_wrk(url, server)
+    return drive_python(url, server)
+
+
+def drive_wrk(url: str, server: Server) -> Load:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(
+            'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+            f"wrk.body = {json.dumps(server.body)}\n"
+        )
+    try:
+        command = [WRK, "-t1", f"-c{CONNECTIONS}", f"-d{DURATION}s", "--latency", "-s", script.name,
+                   url + server.infer_path]  # fmt: skip
+        output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=DURATION + 60).stdout
+    finally:
+        os.unlink(script.name)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    failed = int(errors.group(1)) if errors else 0
+    failed += sum(int(n) for n in socket_errors.groups()) if socket_errors else 0
+    return Load(rps, _wrk_percentile(output, "50"), _wrk_percentile(output, "99"), failed)
+
+
+def _wrk_percentile(output: str, percent: str) -> float:
+    match = re.search(rf"^\s+{percent}(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
+    if not match:
+        raise RuntimeError(f"no {percent}% latency in wrk output:\n{output}")
+    value, unit = float(match.group(1)), match.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+def drive_python(url: str, server: Server) -> Load:
+    """The same bounded load from Python threads, for machines without wrk (slower client)."""
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    deadline = time.monotonic() + DURATION
+
+    def worker() -> None:
+        session = requests.Session()
+        mine: list[float] = []
+        while time.monotonic() < deadline:
+            began = time.perf_counter()
+            status = session.post(
+                url + server.infer_path, data=server.body, headers={"content-type": "application/json"}
+            ).status_code
+            mine.append((time.perf_counter() - began) * 1000)
+            if status != 200:
+                with lock:
+                    errors[0] += 1
+        with lock:
+            latencies.extend(mine)
+
+    began = time.monotonic()
+    threads = [threading.Thread(target=worker) for _ in range(CONNECTIONS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    latencies.sort()
+    elapsed = time.monotonic() - began
+    return Load(
+        len(latencies) / elapsed, latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)], errors[0]
+    )
+
+
+def save_model(folder: Path) -> tuple[Path, list[float], list[str]]:
+    sys.path.insert(0, str(ROOT))
+    from tests.fixtures.models import WINE_FEATURES, save_wine_model, wine_feature_rows
+
+    return save_wine_model(folder / "model"), wine_feature_rows(1)[0], WINE_FEATURES
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-serving-") as work:
+        model_dir, row, columns = save_model(Path(work))
+        ours, theirs = servers(model_dir, row, columns)
+        print(f"wine model (skops) in {model_dir}; wrk -t1 -c{CONNECTIONS} -d{DURATION}s, {ROUNDS} rounds A/B/B/A")
+        loads: dict[str, list[Load]] = {ours.label: [], theirs.label: []}
+        with started(ours) as (our_url, _, _), started(theirs) as (their_url, _, _):
+            urls = {ours.label: our_url, theirs.label: their_url}
+            for server in (ours, theirs):
+                check_answer(urls[server.label], server)
+                drive_python_warmup(urls[server.label], server)
+            for round_ in range(ROUNDS):
+                order = (ours, theirs) if round_ % 2 == 0 else (theirs, ours)
+                for server in order:
+                    load = drive(urls[server.label], server)
+                    loads[server.label].append(load)
+                    print(
+                        f"  round {round_ + 1} {server.label:7s} {load.requests_per_second:8.0f} req/s  "
+                        f"p50 {load.p50_ms:6.2f} ms  p99 {load.p99_ms:6.2f} ms  errors {load.errors}",
+                        flush=True,
+                    )
+        summary = {label: summarise(runs) for label, runs in loads.items()}
+        for label, (rps, p50, p99, errors) in summary.items():
+            print(f"{label:7s} median {rps:8.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  errors {errors}")
+        ratio = summary[ours.label][0] / summary[theirs.label][0]
+        p99 = summary[ours.label][2]
+        print(f"ratio fuseml/mlflow req/s: {ratio:.2f}x (target >= 4x: {'met' if ratio >= 4 else 'NOT met'})")
+        print(f"fuseml p99: {p99:.2f} ms (target <= 5 ms: {'met' if p99 <= 5 else 'NOT met'})")
+        for server in (ours, theirs):
+            starts = []
+            for _ in range(COLD_STARTS):
+                with started(server) as (_, seconds, cpu):
+                    starts.append((seconds, cpu))
+            seconds = statistics.median(s for s, _ in starts)
+            cpu = statistics.median(c for _, c in starts)
+            verdict = f" (target <= 2 s: {'met' if seconds <= 2 else 'NOT met'})" if server is ours else ""
+            runs = ", ".join(f"{s:.2f}" for s, _ in starts)
+            print(f"{server.label:7s} cold start to ready: median {seconds:.2f} s [{runs}], CPU {cpu:.2f} s{verdict}")
+
+
+def drive_python_warmup(url: str, server: Server, count: int = 200) -> None:
+    session = requests.Session()
+    for _ in range(count):
+        session.post(url + server.infer_path, data=server.body, headers={"content-type": "application/json"})
+
+
+def summarise(runs: list[Load]) -> tuple[float, float, float, int]:
+    return (
+        statistics.median(r.requests_per_second for r in runs),
+        statistics.median(r.p50_ms for r in runs),
+        statistics.median(r.p99_ms for r in runs),
+        sum(r.errors for r in runs),
+    )
+
+
+if __name__ == "__main__":
+    main()
