@@ -1,5 +1,5 @@
 # Every target is phony: nothing here is a file we keep up to date.
-.PHONY: venv lint format test test-unit test-integration demo bench clean help
+.PHONY: venv lint format test test-unit test-integration demo bench winery clean help
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -13,6 +13,7 @@ help:
 	@echo "make test   - lint, then run every test (starts the services it needs)"
 	@echo "make bench  - benchmarks, printing ratios against the peers"
 	@echo "make venv   - create $(VENV) and install the project with its dev tools"
+	@echo "make winery - the Winery web app on http://127.0.0.1:$(WINERY_PORT) (url=<prediction URL from make demo>)"
 
 # The venv is rebuilt when pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml
@@ -45,6 +46,16 @@ demo: venv
 
 bench: venv
 	$(BIN)/python -m bench
+
+# The Winery web app, asking the model at url= (the prediction URL `make demo` printed;
+# default: $$WINERY_PREDICTION_URL). Open http://127.0.0.1:$(WINERY_PORT).
+WINERY_PORT ?= 8501
+url ?= $(WINERY_PREDICTION_URL)
+
+winery: venv
+	@test -n "$(url)" || echo "winery: no url=; paste the prediction URL that 'make demo' printed into the page"
+	cd examples/webapps/winery && WINERY_PREDICTION_URL="$(url)" \
+		$(abspath $(BIN))/streamlit run app.py --server.address 127.0.0.1 --server.port $(WINERY_PORT)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
