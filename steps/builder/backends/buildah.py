@@ -64,7 +64,16 @@ class BuildahBackend(ImageBackend):
         with tempfile.TemporaryDirectory(prefix="fuseml-build-") as folder:
             context = write_context(Path(folder) / "context", plan.spec, self.settings.pip_ca)
             base_registry = ImageRef.parse(self.settings.base_image).registry
-            argv = [BUILDAH, "build", "--layers", "-f", str(context / "Dockerfile"), "-t", plan.push_reference]
+            argv = [
+                BUILDAH,
+                *self._global_flags(env),
+                "build",
+                "--layers",
+                "-f",
+                str(context / "Dockerfile"),
+                "-t",
+                plan.push_reference,
+            ]
             argv += [f"--tls-verify={'false' if self._insecure(base_registry) else 'true'}", *common]
             if self.settings.no_cache:
                 argv.append("--no-cache")
@@ -77,12 +86,23 @@ class BuildahBackend(ImageBackend):
             log.info("built %s in %.0fs", plan.push_reference, time.monotonic() - started)
             log.info("=== Pushing %s ===", plan.push_reference)
             digest_file = Path(folder) / "digest"
-            push = [BUILDAH, "push", f"--tls-verify={'false' if self._insecure(self.settings.registry) else 'true'}"]
+            push = [
+                BUILDAH,
+                *self._global_flags(env),
+                "push",
+                f"--tls-verify={'false' if self._insecure(self.settings.registry) else 'true'}",
+            ]
             push += [*common, "--digestfile", str(digest_file), plan.push_reference, f"docker://{plan.push_reference}"]
             self._run(push, env, "push")
             digest = digest_file.read_text().strip() if digest_file.is_file() else "digest unknown"
             log.info("pushed %s (%s)", plan.push_reference, digest)
         return plan.pull_reference
+
+    @staticmethod
+    def _global_flags(env: Mapping[str, str]) -> list[str]:
+        """The storage driver, given to every command: buildah push does not read STORAGE_DRIVER itself."""
+        driver = env.get("STORAGE_DRIVER", "").strip()
+        return ["--storage-driver", driver] if driver else []
 
     def _insecure(self, host: str) -> bool:
         return is_loopback(host) or host in self.settings.insecure_registries
