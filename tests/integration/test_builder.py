@@ -231,3 +231,59 @@ def _answers(port: int) -> bool:
 def test_push_refused(codeset, builder_env, readonly_registry):
     env = {**builder_env, "FUSEML_REGISTRY": readonly_registry}
     assert_failed(build(env, codeset), env, "push of", "was refused")
+
+
+# -- the builder's own image, with buildah, as a pod would run it ---------------------------
+
+POD_LIKE = ["--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined", "--cap-add", "SYS_ADMIN"]
+
+
+@pytest.fixture(scope="session")
+def builder_image(docker_client, base_image: str) -> str:
+    """The builder image (Dockerfiles/builder.Dockerfile), built with BuildKit and the PyPI CA as a secret."""
+    tag = "fuseml-tests/mlflow-builder:dev"
+    argv = ["/usr/bin/docker", "build", "-q", "-f", "Dockerfiles/builder.Dockerfile", "-t", tag]
+    argv += ["--build-arg", f"BASE_IMAGE={base_image}"]
+    if os.environ.get("PIP_CERT"):
+        argv += ["--secret", f"id=pip_ca,src={os.environ['PIP_CERT']}"]
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [*argv, "."], cwd=root, env={**os.environ, "DOCKER_BUILDKIT": "1"}, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return tag
+
+
+@pytest.mark.integration
+@pytest.mark.docker
+@pytest.mark.slow
+def test_builder_image_builds_with_buildah(codeset, builder_image, base_image, registry, docker_client, tmp_path):
+    probe = subprocess.run(["/usr/bin/docker", "run", "--rm", *POD_LIKE, builder_image, "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"this Docker cannot run a pod-like container: {probe.stderr.decode()[-300:]}")
+    # buildah pulls the base from a registry, as in a cluster.
+    base_in_registry = f"{registry.host}/tests/base:{base_image.rsplit(':', 1)[-1]}"
+    docker_client.images.get(base_image).tag(base_in_registry)
+    for chunk in docker_client.api.push(base_in_registry, stream=True, decode=True):
+        assert "error" not in chunk, chunk
+    results = tmp_path / "buildah-results"
+    results.mkdir()
+    argv = ["/usr/bin/docker", "run", "--rm", *POD_LIKE, "--network", "host", "-v", f"{codeset}:/project"]
+    argv += ["-v", f"{results}:/results", "-e", "TASK_RESULT=image", "-e", "FUSEML_RESULTS_DIR=/results"]
+    argv += ["-e", "KUBERNETES_SERVICE_HOST=10.0.0.1", "-e", f"FUSEML_REGISTRY={registry.host}"]
+    argv += ["-e", "FUSEML_PULL_REGISTRY=", "-e", f"FUSEML_REPOSITORY=tests/buildah-{uuid.uuid4().hex[:8]}"]
+    argv += ["-e", f"FUSEML_BASE_IMAGE={base_in_registry}"]
+    if os.environ.get("PIP_CERT"):
+        argv += ["-v", f"{os.environ['PIP_CERT']}:/etc/pip-ca.crt:ro", "-e", "FUSEML_PIP_CA=/etc/pip-ca.crt"]
+    done = subprocess.run([*argv, builder_image], capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False)
+    assert done.returncode == 0, done.stderr[-5000:]
+    assert "backend: buildah" in done.stderr
+    image = (results / "image").read_text()
+    assert RegistryClient(registry.host).exists(ImageRef.parse(image))
+    ran = subprocess.run(
+        ["/usr/bin/docker", "run", "--rm", image, "sh", "-c", "id -u; command -v run"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ran.stdout.split() == ["1000", "/opt/venv/bin/run"], ran.stderr
