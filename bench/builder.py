@@ -68,7 +68,7 @@ def main() -> None:
         client.images.remove(image, force=True)
 
     hit = statistics.median(hits)
-    print(f"builder image           : {image}")
+    print(f"trainer image           : {image}")
     print(f"cold build (no layer cache, push included): {cold:.1f} s")
     print(
         f"trainer image size      : {size_mb:.0f} MB "
