@@ -13,7 +13,7 @@ import requests
 from common.storage import S3Settings, S3Store
 from tests.fixtures.models import wine_feature_rows
 from tests.fixtures.services import read_result, run_step
-from tests.integration.test_serving_runtime import build_serving_image
+from tests.fixtures.serving import build_serving_image
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,36 +10,25 @@ import pytest
 import yaml
 
 from common.storage import S3Settings, S3Store
+from tests.fixtures.images import ROOT, build_image, docker, image_size_mb
 from tests.fixtures.kube_api import schema_errors
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
-ROOT = Path(__file__).resolve().parents[2]
-DOCKER = "/usr/bin/docker"  # Debian's client runs BuildKit builds (DESIGN.md)
-CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 TAG = "fuseml-local/kserve-predictor:test"
 MAX_EXTRA_MB = 130  # what the image may add to its base (python:3.11-slim + this = about 250 MB)
 
 
 def _docker(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([DOCKER, *args], capture_output=True, text=True, timeout=timeout, check=False,
-                          env={"DOCKER_BUILDKIT": "1", "PATH": "/usr/bin:/bin"})  # fmt: skip
+    return docker(*args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
 def image(base_image: str) -> str:
-    secret = ["--secret", f"id=pip_ca,src={CA_BUNDLE}"] if CA_BUNDLE.exists() else []
-    built = _docker("build", "-q", "-f", "Dockerfiles/predictor.Dockerfile", "--build-arg", f"BASE_IMAGE={base_image}",
-                    *secret, "-t", TAG, str(ROOT))  # fmt: skip
-    assert built.returncode == 0, built.stderr[-3000:]
-    return TAG
-
-
-def _size_mb(tag: str) -> float:
-    return int(_docker("image", "inspect", "--format", "{{.Size}}", tag).stdout.strip()) / 1e6
+    return build_image(ROOT / "Dockerfiles" / "predictor.Dockerfile", TAG, base_image)
 
 
 def test_image_is_lean_and_non_root(image: str, base_image: str) -> None:
-    assert _size_mb(image) - _size_mb(base_image) < MAX_EXTRA_MB
+    assert image_size_mb(image) - image_size_mb(base_image) < MAX_EXTRA_MB
     done = _docker("run", "--rm", image, "sh", "-c", "id -u; command -v run; python -c 'import mlflow'", timeout=120)
     lines = done.stdout.split()
     assert lines[:2] == ["1000", "/usr/local/bin/run"]

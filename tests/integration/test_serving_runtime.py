@@ -11,29 +11,23 @@ many requests at once. Nothing asserts on time.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import socket
 import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from tests.fixtures.images import DOCKER
 from tests.fixtures.models import WINE_FEATURES, load_wine_data, train_wine_model, wine_feature_rows
+from tests.fixtures.serving import ServerFailed, build_serving_image, free_port, running, serve_argv, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
-START_TIMEOUT = 60
-DOCKER = "/usr/bin/docker"
-CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 pytestmark = pytest.mark.integration
 
@@ -43,65 +37,6 @@ REAL_CLIENT_BODY = (
     '"data":[[7.0,0.27,0.36,20.7,0.045,45.0,170.0,1.001,3.0,0.45,8.8]]}]}'
 )
 JSON = {"content-type": "application/json"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ServerFailed(AssertionError):
-    pass
-
-
-@contextmanager
-def running(argv: Sequence[str], url: str, env: Mapping[str, str] | None = None) -> Iterator[subprocess.Popen[str]]:
-    """Start ``argv`` in its own process group, wait until ``url``/v2/health/ready answers 200, stop it after."""
-    process = subprocess.Popen(
-        list(argv),
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        wait_ready(url, process)
-        yield process
-    finally:
-        stop(process)
-
-
-def wait_ready(url: str, process: subprocess.Popen[str] | None = None, timeout: float = START_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            output = process.stdout.read() if process.stdout else ""
-            raise ServerFailed(f"the server exited with {process.returncode}:\n{output}")
-        try:
-            if requests.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.05)
-    raise ServerFailed(f"{url} was not ready within {timeout}s")
-
-
-def stop(process: subprocess.Popen[str]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-def serve_argv(model: str, port: int, name: str = "wine") -> list[str]:
-    return [sys.executable, "-m", "steps.predictor.serve", "--model", model, "--name", name,
-            "--port", str(port), "--host", "127.0.0.1"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -321,20 +256,6 @@ def test_missing_model_exits_with_one_line(tmp_path: Path) -> None:
 
 
 # -- the serving image ---------------------------------------------------------------------------
-
-
-def build_serving_image(base_image: str, tag: str) -> None:
-    """Build Dockerfiles/serving.Dockerfile FROM the local base image, the CA as a BuildKit secret."""
-    command = [
-        DOCKER, "build", "-f", str(ROOT / "Dockerfiles" / "serving.Dockerfile"),
-        "--build-arg", f"BASE_IMAGE={base_image}",
-        "--secret", f"id=pip_ca,src={CA_BUNDLE}",
-        "-t", tag, str(ROOT),
-    ]  # fmt: skip
-    result = subprocess.run(
-        command, env={**os.environ, "DOCKER_BUILDKIT": "1"}, capture_output=True, text=True, timeout=1800
-    )
-    assert result.returncode == 0, f"docker build failed:\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
 
 
 @pytest.mark.docker

@@ -8,8 +8,8 @@ end to end. A second case points the page at a dead URL and expects a message,
 not a traceback. Screenshots go to ``test-artifacts/`` at the repository root.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (.ci/run installs them);
-nothing is downloaded. The image case also needs a BuildKit-capable builder
-(``docker buildx`` or ``buildah``) for the Dockerfile's ``RUN --mount=type=secret``.
+nothing is downloaded. The image case builds the app's Dockerfile with Debian's
+docker and BuildKit (tests/fixtures/images.py), for its ``RUN --mount=type=secret``.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.integration.test_serving_runtime import free_port, running, serve_argv, stop
-from tests.unit.test_winery_client import WINERY, dead_url, winery_module
+from tests.fixtures.images import build_image, docker, remove_image
+from tests.fixtures.serving import free_port, running, serve_argv, stop
+from tests.fixtures.winery import WINERY, dead_url, winery_module
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -48,8 +49,6 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-DOCKER = "/usr/bin/docker"
-CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 # Root, headless, on a closed network: no sandbox, no GPU, and no background calls home.
 CHROMIUM_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
@@ -270,26 +269,6 @@ def test_dead_url_shows_a_message(browser: WebDriver, app_url: str) -> None:
 # -- the image ---------------------------------------------------------------------------------
 
 
-def build_image(base_image: str, tag: str) -> None:
-    """Build the app's Dockerfile FROM the local base, the CA as a BuildKit secret, into Docker.
-
-    ``docker buildx`` when the CLI has it; else buildah (Debian's docker.io has no buildx),
-    which pushes the result to the Docker engine.
-    """
-    common = ["--build-arg", f"BASE_IMAGE={base_image}", "--secret", f"id=pip_ca,src={CA_BUNDLE}", "-t", tag]
-    buildx = subprocess.run([DOCKER, "buildx", "version"], capture_output=True, text=True, timeout=30)
-    if buildx.returncode == 0:
-        commands = [[DOCKER, "buildx", "build", "--load", *common, str(WINERY)]]
-    elif shutil.which("buildah"):
-        common[1] = f"BASE_IMAGE=docker-daemon:{base_image}"
-        commands = [["buildah", "bud", *common, str(WINERY)], ["buildah", "push", tag, f"docker-daemon:{tag}"]]
-    else:
-        pytest.skip("no BuildKit-capable builder: install docker buildx or buildah")
-    for command in commands:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=1800)
-        assert result.returncode == 0, f"{command[:2]} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-
-
 @pytest.mark.docker
 @pytest.mark.slow
 def test_image_serves_the_page_prefilled(
@@ -297,20 +276,20 @@ def test_image_serves_the_page_prefilled(
 ) -> None:
     """The image, as a user runs it: non-root, URL from WINERY_PREDICTION_URL, Predict works."""
     tag = f"localhost/winery-test:{uuid.uuid4().hex[:8]}"
-    build_image(base_image, tag)
+    build_image(WINERY / "Dockerfile", tag, base_image, context=WINERY)
     port = free_port()
     name = f"winery-test-{uuid.uuid4().hex[:8]}"
     run = [
-        DOCKER, "run", "-d", "--rm", "--name", name, "--network", "host",
+        "run", "-d", "--rm", "--name", name, "--network", "host",
         "-e", f"WINERY_PREDICTION_URL={infer_url}", "-e", f"STREAMLIT_SERVER_PORT={port}",
         "-e", "STREAMLIT_SERVER_ADDRESS=127.0.0.1", tag,
     ]  # fmt: skip
     try:
-        started = subprocess.run(run, capture_output=True, text=True, timeout=120)
+        started = docker(*run, timeout=120)
         assert started.returncode == 0, started.stderr
         app_url = f"http://127.0.0.1:{port}"
         wait_healthy(app_url)
-        user = subprocess.run([DOCKER, "exec", name, "id", "-u"], capture_output=True, text=True, timeout=30)
+        user = docker("exec", name, "id", "-u", timeout=30)
         assert user.stdout.strip() not in ("", "0"), "the app must not run as root"
         open_page(browser, app_url)
         assert field(browser, "Prediction URL").get_attribute("value") == infer_url
@@ -318,7 +297,5 @@ def test_image_serves_the_page_prefilled(
         screenshot(browser, "winery-image.png")
         assert abs(shown - model_prediction(wine_model_dir, shown_values(browser))) <= TOLERANCE
     finally:
-        subprocess.run([DOCKER, "rm", "-f", name], capture_output=True, timeout=60)
-        subprocess.run([DOCKER, "rmi", "-f", tag], capture_output=True, timeout=120)
-        if shutil.which("buildah"):
-            subprocess.run(["buildah", "rmi", "-f", tag], capture_output=True, timeout=120)
+        docker("rm", "-f", name, timeout=60)
+        remove_image(tag)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.unit.test_winery_client import WINERY, Reply, dead_url, stub_server, winery_module
+from tests.fixtures.winery import WINERY, Reply, dead_url, stub_server, winery_module
 
 features = winery_module("features")
 APP = WINERY / "app.py"

@@ -7,85 +7,17 @@ out as a ``PredictionError`` with a message a person can act on.
 
 from __future__ import annotations
 
-import importlib
 import json
-import socket
-import sys
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-WINERY = ROOT / "examples" / "webapps" / "winery"
+from tests.fixtures.winery import Reply, dead_url, stub_server, winery_module
+
 ROW = [7.0, 0.27, 0.36, 20.7, 0.045, 45.0, 170.0, 1.001, 3.0, 0.45, 8.8]
-V2_REPLY = {"model_name": "wine", "outputs": [{"name": "output-0", "shape": [1], "datatype": "FP64", "data": [5.5]}]}
-
-
-def winery_module(name: str) -> ModuleType:
-    """Import one of the app's modules the way ``streamlit run app.py`` does: its folder on sys.path."""
-    if str(WINERY) not in sys.path:
-        sys.path.append(str(WINERY))
-    return importlib.import_module(name)
 
 
 v2 = winery_module("v2_client")
-
-
-@dataclass
-class Reply:
-    """What the stub answers, and what it received."""
-
-    status: int = 200
-    body: Any = field(default_factory=lambda: V2_REPLY)
-    content_type: str = "application/json"
-    delay: float = 0.0
-    requests: list[tuple[str, bytes]] = field(default_factory=list)
-
-
-@contextmanager
-def stub_server(reply: Reply) -> Iterator[str]:
-    """A loopback HTTP server answering every POST with ``reply``; yields its base URL."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-            reply.requests.append((self.path, self.rfile.read(int(self.headers.get("content-length", 0)))))
-            time.sleep(reply.delay)
-            raw = reply.body if isinstance(reply.body, str) else json.dumps(reply.body)
-            data = raw.encode()
-            self.send_response(reply.status)
-            self.send_header("content-type", reply.content_type)
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - keep test output quiet
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def dead_url() -> str:
-    """A loopback URL where nothing listens (the port is bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v2/models/wine/infer"
 
 
 # -- the request -------------------------------------------------------------------------------

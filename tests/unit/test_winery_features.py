@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.fixtures.models import WINE_CSV, WINE_FEATURES, WINE_TARGET, load_wine_data
-from tests.unit.test_winery_client import winery_module
+from tests.fixtures.winery import winery_module
 
 features = winery_module("features")
 quality = winery_module("quality")
