@@ -1,5 +1,5 @@
 # Every target is phony: nothing here is a file we keep up to date.
-.PHONY: venv lint format test test-unit test-integration demo bench winery clean help
+.PHONY: venv lint format test test-unit test-integration demo bench winery images clean help
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -56,6 +56,25 @@ winery: venv
 	@test -n "$(url)" || echo "winery: no url=; paste the prediction URL that 'make demo' printed into the page"
 	cd examples/webapps/winery && WINERY_PREDICTION_URL="$(url)" \
 		$(abspath $(BIN))/streamlit run app.py --server.address 127.0.0.1 --server.port $(WINERY_PORT)
+
+# Our step images, built with BuildKit; pip's CA (PIP_CERT) goes in as a build
+# secret and never into a layer. Debian's client: the docker on PATH may lack buildx.
+BASE_IMAGE ?= python:3.11-slim
+IMAGE_PREFIX ?= ghcr.io/fuseml-steps
+IMAGE_TAG ?= 0.1.0
+DOCKER ?= /usr/bin/docker
+PIP_CERT ?= /etc/ssl/certs/ca-certificates.crt
+IMAGES := builder:mlflow-builder predictor:kserve-predictor serving:mlflow-serving
+
+images:
+	@for pair in $(IMAGES); do \
+		file=$${pair%%:*}; name=$${pair#*:}; \
+		echo "=== $(IMAGE_PREFIX)/$$name:$(IMAGE_TAG) from Dockerfiles/$$file.Dockerfile ==="; \
+		DOCKER_BUILDKIT=1 $(DOCKER) build -f Dockerfiles/$$file.Dockerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) \
+			--secret id=pip_ca,src=$(PIP_CERT) -t $(IMAGE_PREFIX)/$$name:$(IMAGE_TAG) . || exit 1; \
+	done
+	DOCKER_BUILDKIT=1 $(DOCKER) build --build-arg BASE_IMAGE=$(BASE_IMAGE) --secret id=pip_ca,src=$(PIP_CERT) \
+		-t $(IMAGE_PREFIX)/winery:$(IMAGE_TAG) examples/webapps/winery
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -33,7 +33,7 @@ SERVING_IMAGE = "serving_image"
 TARGETS = ("kserve", "local", "docker")
 KUBERNETES_SERVICE_HOST = "KUBERNETES_SERVICE_HOST"
 DEFAULT_TIMEOUT = 600
-DEFAULT_SERVING_IMAGE = "fuseml/mlflow-serving"  # Dockerfiles/serving.Dockerfile
+DEFAULT_SERVING_IMAGE = "ghcr.io/fuseml-steps/mlflow-serving:0.1.0"  # Dockerfiles/serving.Dockerfile (make images)
 
 
 @dataclass(frozen=True)
