@@ -9,7 +9,6 @@ cache-hit path must not pay for importing MLflow).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -118,10 +117,3 @@ def _check_mlproject_yaml(path: Path) -> None:
         parameters = entry.get("parameters", {}) or {}
         if not isinstance(parameters, dict):
             raise CodesetError(f"{path.name}: 'parameters' of entry point {name!r} must be a mapping")
-
-
-def dns_label(text: str, limit: int = 63) -> str:
-    """``text`` as a DNS-1123 label (lowercase alphanumerics and '-'), as Kubernetes names need."""
-    label = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
-    label = re.sub(r"-{2,}", "-", label)
-    return label[:limit].rstrip("-") or "app"

@@ -17,33 +17,10 @@ from typing import Any
 
 from common.errors import ServiceUnavailable
 from steps.predictor.model_info import Column, ModelInfo
+from steps.predictor.v2_types import MLFLOW_TO_V2, NUMERIC_V2, NUMPY_TO_V2
 
 log = logging.getLogger(__name__)
 
-V2_DATATYPES = {
-    "double": "FP64",
-    "float": "FP32",
-    "long": "INT64",
-    "integer": "INT32",
-    "boolean": "BOOL",
-    "string": "BYTES",
-    "binary": "BYTES",
-    "datetime": "BYTES",
-}
-NUMPY_DATATYPES = {
-    "float64": "FP64",
-    "float32": "FP32",
-    "float16": "FP16",
-    "int64": "INT64",
-    "int32": "INT32",
-    "int16": "INT16",
-    "int8": "INT8",
-    "uint8": "UINT8",
-    "bool": "BOOL",
-    "object": "BYTES",
-    "str": "BYTES",
-}
-_NUMERIC = {"FP64", "FP32", "FP16", "INT64", "INT32", "INT16", "INT8", "UINT8"}
 _ZERO = {"BOOL": False, "BYTES": ""}
 
 
@@ -67,7 +44,7 @@ def build_request(info: ModelInfo, per_column: bool = False) -> ProbeRequest:
     if columns is None or row is None:
         return ProbeRequest(None, "no signature and no input example")
     types = _column_types(info, columns, row)
-    if per_column or not all(t in _NUMERIC for t in types):
+    if per_column or not all(t in NUMERIC_V2 for t in types):
         inputs = [
             {"name": name, "shape": [1], "datatype": dtype, "data": [value]}
             for name, dtype, value in zip(columns, types, row, strict=True)
@@ -141,7 +118,7 @@ def _tabular_row(info: ModelInfo) -> tuple[list[str] | None, list[Any] | None, s
         return columns, row, "input example"
     if info.inputs:
         columns = [c.name or f"input-{i}" for i, c in enumerate(info.inputs)]
-        row = [_ZERO.get(V2_DATATYPES.get(c.type, "FP64"), 0) for c in info.inputs]
+        row = [_ZERO.get(MLFLOW_TO_V2.get(c.type, "FP64"), 0) for c in info.inputs]
         return columns, row, "signature"
     return None, None, ""
 
@@ -151,8 +128,8 @@ def _column_types(info: ModelInfo, columns: list[str], row: list[Any]) -> list[s
     types = []
     for name, value in zip(columns, row, strict=True):
         column = by_name.get(name)
-        if column is not None and column.type in V2_DATATYPES:
-            types.append(V2_DATATYPES[column.type])
+        if column is not None and column.type in MLFLOW_TO_V2:
+            types.append(MLFLOW_TO_V2[column.type])
         elif isinstance(value, bool):
             types.append("BOOL")
         elif isinstance(value, int):
@@ -174,7 +151,7 @@ def _tensor_datatype(types: list[str]) -> str:
 
 def _tensor_input(index: int, column: Column) -> dict[str, Any]:
     shape = [1 if n < 0 else n for n in (column.shape or (1,))]
-    datatype = NUMPY_DATATYPES.get(column.dtype or "float32", "FP32")
+    datatype = NUMPY_TO_V2.get(column.dtype or "float32", "FP32")
     count = 1
     for n in shape:
         count *= n

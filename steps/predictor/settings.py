@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from common import names
+from common.codeset import Codeset
 from common.inputs import Inputs
 from steps.predictor.naming import default_app_name, dns_name
 from steps.predictor.runtime_choice import AUTO, PREDICTOR_CHOICES
@@ -62,7 +63,8 @@ def read_settings(environ: Mapping[str, str], cwd: Path | None = None) -> Settin
     inputs = Inputs(environ)
     cwd = cwd or Path.cwd()
     workflow = environ.get(names.WORKFLOW_NAME, "").strip()
-    org, project = _codeset_names(cwd)
+    codeset = Codeset(cwd)
+    org, project = codeset.org, codeset.project
     if inputs.is_set(APP_NAME):
         app_name = dns_name(inputs.str(APP_NAME), f"input {inputs.variable(APP_NAME)}")
     else:
@@ -90,16 +92,3 @@ def read_settings(environ: Mapping[str, str], cwd: Path | None = None) -> Settin
 def default_state_dir(environ: Mapping[str, str]) -> Path:
     cache = environ.get("XDG_CACHE_HOME") or os.path.join(environ.get("HOME") or str(Path.home()), ".cache")
     return Path(cache) / "fuseml-steps" / "predictor"
-
-
-def _codeset_names(cwd: Path) -> tuple[str | None, str | None]:
-    """Organisation and project from ``.fuseml/_org`` and ``.fuseml/_project`` of the codeset."""
-    values = []
-    for name in ("_org", "_project"):
-        path = cwd / ".fuseml" / name
-        try:
-            text = path.read_text().strip()
-        except OSError:
-            text = ""
-        values.append(text.splitlines()[0].strip() if text else None)
-    return values[0], values[1]

@@ -14,36 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from steps.predictor.v2_types import MLFLOW_TO_V2, NUMPY_TO_V2
+
 log = logging.getLogger(__name__)
 
-# MLflow column types -> V2 datatypes (what model metadata reports).
-MLFLOW_TO_V2 = {
-    "double": "FP64",
-    "float": "FP32",
-    "long": "INT64",
-    "integer": "INT32",
-    "boolean": "BOOL",
-    "string": "BYTES",
-    "binary": "BYTES",
-    "datetime": "BYTES",
-}
-# numpy dtype names (tensor specs) -> V2 datatypes.
-NUMPY_TO_V2 = {
-    "float64": "FP64",
-    "float32": "FP32",
-    "float16": "FP16",
-    "int64": "INT64",
-    "int32": "INT32",
-    "int16": "INT16",
-    "int8": "INT8",
-    "uint64": "UINT64",
-    "uint32": "UINT32",
-    "uint16": "UINT16",
-    "uint8": "UINT8",
-    "bool": "BOOL",
-    "object": "BYTES",
-    "str": "BYTES",
-}
 NUMERIC_TYPES = frozenset({"double", "float", "long", "integer"})
 INTEGER_TYPES = frozenset({"long", "integer"})
 
