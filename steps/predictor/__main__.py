@@ -37,9 +37,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _stop(app: str, environ: Mapping[str, str]) -> str:
-    found = stop(app, environ)
-    print(f"{app}: {'stopped' if found else 'not running'}")
-    return ""
+    outcome = "stopped" if stop(app, environ) else "not running"
+    print(f"{app}: {outcome}")  # stdout, for scripts; the log line below is for people
+    return outcome
 
 
 if __name__ == "__main__":
