@@ -10,7 +10,10 @@
 - host folders a local service keeps its data in (the sqlite tracking store)
   mounted at the same path, so the URIs mean the same inside and out;
 - for the builder and the predictor (which drive Docker themselves, to build
-  an image or start a serving container) the Docker socket.
+  an image or start a serving container) the Docker socket;
+- for the builder, the host's pip CA bundle (``PIP_CERT``, what the process
+  executor passes on) mounted read-only as its ``pip_ca`` input, unless the
+  step sets one: behind a TLS-intercepting proxy pip needs it to build.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ RESULTS_MOUNT = "/tekton/results"
 DOCKER_SOCKET = Path("/var/run/docker.sock")
 CONTAINER_PASSTHROUGH = ("LANG", "LC_ALL", "TZ", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")
 STOP_GRACE_SECONDS = 10
+PIP_CERT = "PIP_CERT"
+PIP_CA_MOUNT = "/run/fuseml/pip-ca.crt"
 
 
 class DockerExecutor(Executor):
@@ -92,6 +97,11 @@ class DockerExecutor(Executor):
         if role in ("builder", "predictor") and self.socket.exists():
             volumes[str(self.socket)] = {"bind": str(DOCKER_SOCKET), "mode": "rw"}
             group_add.append(str(self.socket.stat().st_gid))
+        pip_ca_input = names.input_variable("pip_ca")
+        host_ca = self.environ.get(PIP_CERT, "")
+        if role == "builder" and host_ca and Path(host_ca).is_file() and pip_ca_input not in env:
+            volumes[str(Path(host_ca).resolve())] = {"bind": PIP_CA_MOUNT, "mode": "ro"}
+            env[pip_ca_input] = PIP_CA_MOUNT
         config: dict[str, Any] = {
             "image": spec.image,
             "entrypoint": ["run"],

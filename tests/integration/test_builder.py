@@ -22,6 +22,7 @@ from common.registry import ImageRef, RegistryClient
 from common.storage import open_store
 from runner.services import start_process, stop_process_group, wait_until
 from runner.services.ports import free_port
+from tests.fixtures.images import our_image
 from tests.fixtures.services import read_result, run_step
 
 WINE = Path(__file__).resolve().parents[2] / "examples" / "codesets" / "wine"
@@ -241,17 +242,7 @@ POD_LIKE = ["--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=
 @pytest.fixture(scope="session")
 def builder_image(docker_client, base_image: str) -> str:
     """The builder image (Dockerfiles/builder.Dockerfile), built with BuildKit and the PyPI CA as a secret."""
-    tag = "fuseml-tests/mlflow-builder:dev"
-    argv = ["/usr/bin/docker", "build", "-q", "-f", "Dockerfiles/builder.Dockerfile", "-t", tag]
-    argv += ["--build-arg", f"BASE_IMAGE={base_image}"]
-    if os.environ.get("PIP_CERT"):
-        argv += ["--secret", f"id=pip_ca,src={os.environ['PIP_CERT']}"]
-    root = Path(__file__).resolve().parents[2]
-    done = subprocess.run(
-        [*argv, "."], cwd=root, env={**os.environ, "DOCKER_BUILDKIT": "1"}, capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return tag
+    return our_image("builder", base_image)
 
 
 @pytest.mark.integration

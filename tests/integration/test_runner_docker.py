@@ -3,8 +3,10 @@
 First with a tiny step image of our own (the contract from inside a container:
 ``run`` as command, the codeset at /project as working directory, results in
 /tekton/results, host network, a user that can write them). Then the example
-workflow with the builder and predictor images against the real S3, MLflow
-server and registry, when those images have been built.
+workflow end to end with our builder, predictor and serving images (built here,
+FROM the local base image) against the real S3, MLflow server and registry: the
+builder pushes the trainer image, the trainer runs in it, the predictor starts
+a serving container; a second run finds the trainer image and builds nothing.
 """
 
 from __future__ import annotations
@@ -12,19 +14,26 @@ from __future__ import annotations
 import http.server
 import io
 import os
+import re
 import tarfile
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from textwrap import dedent
 
 import pytest
+import yaml
 
+from common.registry import ImageRef, RegistryClient
+from common.storage import open_store
 from runner.config import Config
 from runner.engine import resolve_codeset, run_workflow
 from runner.executors.docker import DockerExecutor
 from runner.runs import SUCCEEDED
 from runner.workflow import load_workflow, parse_workflow
+from steps.predictor.targets.docker import container_name, remove_container
+from tests.fixtures.images import OUR_IMAGES, our_image
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
@@ -116,54 +125,91 @@ def test_a_step_container_gets_the_contract(tmp_path: Path, docker_client, step_
     assert not docker_client.containers.list(all=True, filters={"label": f"fuseml-steps.run={run.name}"})
 
 
-def _local_image(docker_client, variable: str, repository: str) -> str:  # type: ignore[no-untyped-def]
-    """The image named by ``variable``, else the newest local ``*/<repository>:*``; skip if none."""
-    wanted = os.environ.get(variable)
-    if wanted:
-        return wanted
-    for image in docker_client.images.list():
-        for tag in image.tags:
-            if tag.rsplit(":", 1)[0].rsplit("/", 1)[-1] == repository:
-                return tag
-    pytest.skip(f"no {repository} image on this machine: build it (make images) or set {variable}")
+@pytest.fixture(scope="module")
+def engine(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """The Docker engine (``docker_client``, which starts dockerd if none answers); skip only if none can be had."""
+    try:
+        return request.getfixturevalue("docker_client")
+    except Exception as e:  # noqa: BLE001 - any failure here means "no engine on this machine"
+        pytest.skip(f"no Docker engine can be had here: {e}")
 
 
-@pytest.fixture(scope="session")
-def our_images(docker_client) -> tuple[str, str]:  # type: ignore[no-untyped-def]
-    """The builder and predictor images; session-scoped so a skip comes before the services start."""
-    builder = _local_image(docker_client, "FUSEML_STEPS_BUILDER_IMAGE", "mlflow-builder")
-    predictor = _local_image(docker_client, "FUSEML_STEPS_PREDICTOR_IMAGE", "kserve-predictor")
-    return builder, predictor
+@pytest.fixture(scope="module")
+def e2e_workflow(engine, base_image: str, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
+    """examples/workflows/mlflow-e2e.yaml with our freshly built images and this machine's base image.
+
+    The builder builds the trainer FROM the local base (Docker Hub is not
+    reachable) and the predictor's docker target runs our serving image: both
+    are step inputs, as a user would set them in the workflow.
+    """
+    images = {kind: our_image(kind, base_image) for kind in ("builder", "predictor", "serving")}
+    workflow = yaml.safe_load((ROOT / "examples" / "workflows" / "mlflow-e2e.yaml").read_text())
+    steps = {step["name"]: step for step in workflow["steps"]}
+    steps["builder"]["image"] = images["builder"]
+    steps["builder"]["inputs"].append({"name": "base_image", "value": base_image})
+    steps["predictor"]["image"] = images["predictor"]
+    steps["predictor"]["inputs"].append({"name": "serving_image", "value": images["serving"]})
+    path = tmp_path_factory.mktemp("e2e-workflow") / "mlflow-e2e.yaml"
+    path.write_text(yaml.safe_dump(workflow, sort_keys=False))
+    return path
+
+
+def _logs(run) -> str:  # type: ignore[no-untyped-def]
+    return "\n".join(f"--- {s.name} ---\n{s.log_path.read_text()[-3000:]}" for s in run.steps if s.log_path.exists())
+
+
+def _trainer_images_created(docker_client, start: float, end: float) -> list[str]:  # type: ignore[no-untyped-def]
+    """Tags (or ids) of trainer images (the template's title label) created between ``start`` and ``end``."""
+    found = []
+    for image in docker_client.images.list(
+        all=True, filters={"label": "org.opencontainers.image.title=FuseML trainer"}
+    ):
+        created = re.sub(r"\.\d+", "", image.attrs["Created"]).replace("Z", "+00:00")
+        if start - 1 <= datetime.fromisoformat(created).astimezone(UTC).timestamp() <= end + 1:
+            found.append(image.tags[0] if image.tags else image.id)
+    return found
 
 
 @pytest.mark.slow
 def test_the_example_workflow_with_our_images(  # type: ignore[no-untyped-def]
-    tmp_path: Path, our_images: tuple[str, str], docker_client, services_env: dict[str, str], registry, wine_rows
+    tmp_path: Path, e2e_workflow: Path, engine, services_env: dict[str, str], registry, wine_rows
 ) -> None:
     import requests
 
-    builder, predictor = our_images
-    text = (ROOT / "examples" / "workflows" / "mlflow-e2e.yaml").read_text()
-    text = text.replace("ghcr.io/fuseml-steps/mlflow-builder:0.1.0", builder)
-    text = text.replace("ghcr.io/fuseml-steps/kserve-predictor:0.1.0", predictor)
-    path = tmp_path / "mlflow-e2e.yaml"
-    path.write_text(text)
     config = Config.from_environ(services_env).merged(registry=registry.host, predictor_target="docker")
     codeset = resolve_codeset(ROOT / "examples" / "codesets" / "wine", "wine-docker", "tests")
-    executor = DockerExecutor(client=docker_client)
-    run = run_workflow(load_workflow(path), codeset, {}, executor, config, tmp_path / "state")
-    logs = "\n".join(f"--- {s.name} ---\n{s.log_path.read_text()[-3000:]}" for s in run.steps if s.log_path.exists())
+    executor = DockerExecutor(client=engine)
+    app = "tests-wine-docker-mlflow-e2e"  # <org>-<project>-<workflow>, the predictor's default
     try:
-        assert run.status == SUCCEEDED, f"{run.error}\n{logs}"
-        assert run.steps[0].output.startswith(f"{registry.host}/mlflow/trainer:")
-        url = run.outputs["prediction-url"]
+        run = run_workflow(load_workflow(e2e_workflow), codeset, {}, executor, config, tmp_path / "state")
+        assert run.status == SUCCEEDED, f"{run.error}\n{_logs(run)}"
+        image, model_url, url = (step.output for step in run.steps)
+
+        # The builder pushed the trainer image to the registry and the trainer ran in it.
+        assert image.startswith(f"{registry.host}/mlflow/trainer:"), image
+        assert RegistryClient(registry.host).exists(ImageRef.parse(image))
+        assert model_url.startswith("s3://mlflow-artifacts/"), model_url
+        assert open_store(model_url, services_env).exists(model_url.rstrip("/") + "/MLmodel")
+
+        # The predictor started our serving image; it answers what real clients send.
+        assert url == run.outputs["prediction-url"] and url.endswith(f"/v2/models/{app}/infer"), url
+        assert OUR_IMAGES["serving"] in engine.containers.get(container_name(app)).image.tags
         body = {"inputs": [{"name": "input-0", "shape": [1, 11], "datatype": "FP32", "data": wine_rows(1)}]}
         response = requests.post(url, json=body, timeout=30)
         assert response.status_code == 200, response.text
-        rerun = run_workflow(load_workflow(path), codeset, {}, executor, config, tmp_path / "state")
-        assert rerun.status == SUCCEEDED and rerun.steps[0].output == run.steps[0].output
+        prediction = response.json()["outputs"][0]["data"][0]
+        assert isinstance(prediction, int | float) and 0 < prediction < 10, response.text
+
+        # Again: the registry has the tag, so the builder builds nothing and returns the same image.
+        trainer_id = engine.images.get(image).id
+        rerun = run_workflow(load_workflow(e2e_workflow), codeset, {}, executor, config, tmp_path / "state")
+        assert rerun.status == SUCCEEDED, f"{rerun.error}\n{_logs(rerun)}"
+        builder, built_log = rerun.steps[0], rerun.steps[0].log_path.read_text()
+        assert builder.output == image
+        assert "already exists" in built_log and "=== Building" not in built_log, built_log[-3000:]
+        assert _trainer_images_created(engine, builder.started, builder.finished) == [], "nothing may be built"
+        assert engine.images.get(image).id == trainer_id
+        assert requests.post(rerun.outputs["prediction-url"], json=body, timeout=30).status_code == 200
     finally:
-        for container in docker_client.containers.list(
-            all=True, filters={"label": "fuseml/app-name=tests-wine-docker-mlflow-e2e"}
-        ):
-            container.remove(force=True)
+        remove_container(container_name(app))  # what stop does for a docker deployment
+    assert not engine.containers.list(all=True, filters={"name": container_name(app)})

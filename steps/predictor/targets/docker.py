@@ -1,16 +1,22 @@
 """Deploy as a Docker container of the serving image, on the host network.
 
 The same runtime as the local target, in its image (input ``serving_image``),
-with ``--network host`` so the URL is the same 127.0.0.1 one. Credentials go
-in by name (``-e NAME``), never as values on the command line.
+with ``--network host`` so the URL is the same 127.0.0.1 one. The container is
+started through the Docker Engine API (the docker SDK, ``DOCKER_HOST`` or
+``/var/run/docker.sock``), so the step works from its own image, which has no
+docker command: a mounted socket is enough. Credentials reach the container as
+its environment, never on a command line; ``docker_command`` shows the
+equivalent ``docker run`` (credentials by name) for dry runs.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-import subprocess
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from common import names
@@ -24,7 +30,7 @@ from steps.predictor.targets.serving_process import HOST, free_port, serve_args,
 log = logging.getLogger(__name__)
 
 DOCKER = "docker"
-# Variables the runtime needs to read the model; passed by name only.
+# Variables the runtime needs to read the model; passed on when set.
 PASSED_VARIABLES = (
     names.AWS_ACCESS_KEY_ID,
     names.AWS_SECRET_ACCESS_KEY,
@@ -39,26 +45,56 @@ PASSED_VARIABLES = (
     names.MLFLOW_TRACKING_TOKEN,
 )
 MOUNTED_MODEL = "/mnt/models"
+ENGINE_TIMEOUT = 120
 
 
 def container_name(app: str) -> str:
     return f"fuseml-predictor-{app}"
 
 
-def docker_command(plan: DeployPlan, port: int) -> list[str]:
-    """The ``docker run`` command line for ``plan`` (pure, for tests and dry runs)."""
-    s, model = plan.settings, plan.info.url
-    command = [DOCKER, "run", "--detach", "--name", container_name(s.app_name), "--network", "host"]
-    command += ["--label", f"fuseml/app-name={s.app_name}"]
-    for variable in PASSED_VARIABLES:
-        if plan.environ.get(variable):
+@dataclass(frozen=True)
+class ContainerSpec:
+    """The serving container of a plan: one description for the API call and the dry run's command line."""
+
+    name: str
+    image: str
+    command: list[str]
+    labels: dict[str, str]
+    env_names: list[str]
+    volumes: dict[str, str] = field(default_factory=dict)  # host path -> container path, read-only
+
+    def cli(self) -> list[str]:
+        command = [DOCKER, "run", "--detach", "--name", self.name, "--network", "host"]
+        for key, value in self.labels.items():
+            command += ["--label", f"{key}={value}"]
+        for variable in self.env_names:
             command += ["--env", variable]
+        for host, inside in self.volumes.items():
+            command += ["--volume", f"{host}:{inside}:ro"]
+        return [*command, "--entrypoint", "python", self.image, *self.command]
+
+
+def container_spec(plan: DeployPlan, port: int) -> ContainerSpec:
+    """The container for ``plan`` serving on ``port`` (pure, for tests and dry runs)."""
+    s, model = plan.settings, plan.info.url
+    volumes = {}
     if urlparse(model).scheme in ("", "file"):
         local = Path(urlparse(model).path if model.startswith("file:") else model).resolve()
-        command += ["--volume", f"{local}:{MOUNTED_MODEL}:ro"]
+        volumes[str(local)] = MOUNTED_MODEL
         model = MOUNTED_MODEL
-    command += ["--entrypoint", "python", s.serving_image, *serve_args(model, s.app_name, port)]
-    return command
+    return ContainerSpec(
+        name=container_name(s.app_name),
+        image=s.serving_image,
+        command=serve_args(model, s.app_name, port),
+        labels={"fuseml/app-name": s.app_name},
+        env_names=[v for v in PASSED_VARIABLES if plan.environ.get(v)],
+        volumes=volumes,
+    )
+
+
+def docker_command(plan: DeployPlan, port: int) -> list[str]:
+    """The ``docker run`` command line equivalent to the deployment (credentials by name only)."""
+    return container_spec(plan, port).cli()
 
 
 class DockerTarget(Target):
@@ -78,8 +114,7 @@ class DockerTarget(Target):
         stop(store, s.app_name)
         remove_container(container_name(s.app_name))  # one left by a run whose state was lost
         port = free_port()
-        result = _docker(docker_command(plan, port), env=dict(plan.environ))
-        container = result.stdout.strip()[:12]
+        container = start_container(container_spec(plan, port), plan.environ)
         url = f"http://{HOST}:{port}/v2/models/{s.app_name}/infer"
         store.save(
             AppState(s.app_name, "docker", port, url, plan.info.url, container=container, started_at=time.time())
@@ -89,7 +124,7 @@ class DockerTarget(Target):
             wait_ready(
                 port,
                 alive=lambda: _running(container),
-                logs=lambda: tail(_docker([DOCKER, "logs", container], check=False).stdout),
+                logs=lambda: _logs(container),
                 timeout=s.timeout,
                 what=f"container {container} of {s.app_name}",
             )
@@ -100,22 +135,79 @@ class DockerTarget(Target):
         return Deployment(url=url)
 
 
+def start_container(spec: ContainerSpec, environ: Any) -> str:
+    """Start ``spec`` detached (pulling its image if needed); returns the short container id."""
+    import docker.errors
+
+    try:
+        container = _client().containers.run(
+            spec.image,
+            spec.command,
+            entrypoint=["python"],
+            name=spec.name,
+            network_mode="host",
+            labels=spec.labels,
+            environment={v: environ[v] for v in spec.env_names},
+            volumes={host: {"bind": inside, "mode": "ro"} for host, inside in spec.volumes.items()},
+            detach=True,
+        )
+    except docker.errors.ImageNotFound as e:
+        raise ExecutionError(
+            f"serving image {spec.image} is not on this machine and cannot be pulled",
+            "build it (make images) or set FUSEML_SERVING_IMAGE",
+        ) from e
+    except docker.errors.DockerException as e:
+        raise ExecutionError(f"docker run {spec.image} failed: {_explain(e)}") from e
+    return str(container.id)[:12]
+
+
 def remove_container(name: str) -> None:
-    _docker([DOCKER, "rm", "--force", name], check=False)
+    """Remove the container ``name`` (an id or a name), running or not; nothing if there is none."""
+    import docker.errors
+
+    try:
+        _client().containers.get(name).remove(force=True)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.DockerException as e:
+        log.warning("could not remove container %s: %s", name, _explain(e))
 
 
 def _running(container: str) -> bool:
-    result = _docker([DOCKER, "inspect", "--format", "{{.State.Running}}", container], check=False)
-    return result.stdout.strip() == "true"
+    import docker.errors
 
-
-def _docker(command: list[str], env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
     try:
-        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
-    except FileNotFoundError as e:
-        raise ServiceUnavailable("the docker command is not installed", "use target=local") from e
-    except subprocess.TimeoutExpired as e:
-        raise ServiceUnavailable(f"{' '.join(command[:3])} did not finish in 120s") from e
-    if check and result.returncode != 0:
-        raise ExecutionError(f"{' '.join(command[:2])} failed (exit {result.returncode}): {tail(result.stderr, 10)}")
-    return result
+        return bool(_client().containers.get(container).status == "running")
+    except docker.errors.NotFound:
+        return False
+
+
+def _logs(container: str) -> str:
+    import docker.errors
+
+    try:
+        return tail(_client().containers.get(container).logs(tail=200).decode(errors="replace"))
+    except docker.errors.DockerException as e:
+        return f"(no logs: {_explain(e)})"
+
+
+@functools.cache
+def _client() -> Any:
+    """A docker SDK client for the engine at ``DOCKER_HOST`` or the default socket (one per process)."""
+    try:
+        import docker
+    except ImportError as e:
+        raise ServiceUnavailable("the docker SDK is not installed", "pip install docker, or use target=local") from e
+    try:
+        client = docker.from_env(timeout=ENGINE_TIMEOUT)
+        client.ping()
+    except Exception as e:  # noqa: BLE001 - the SDK raises its own and requests' errors: no engine either way
+        raise ServiceUnavailable(
+            f"no Docker engine answers ({_explain(e)})",
+            "start dockerd, set DOCKER_HOST or mount /var/run/docker.sock, or use target=local",
+        ) from e
+    return client
+
+
+def _explain(error: Exception) -> str:
+    return str(getattr(error, "explanation", None) or error)
