@@ -271,11 +271,12 @@ class _S3ErrorTranslator:
         if isinstance(error, ClientError):
             code = str(error.response.get("Error", {}).get("Code", ""))
             status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            bucket_only = not urlparse(self.url).path.strip("/")
             if code in ("404", "NoSuchKey", "NotFound") and self.missing_ok:
                 raise _Missing() from error
-            if code in ("404", "NoSuchKey", "NotFound"):
+            if code in ("404", "NoSuchKey", "NotFound") and not bucket_only:
                 raise StorageError(f"{self.url}: no such object") from error
-            if code == "NoSuchBucket":
+            if code in ("NoSuchBucket", "404", "NotFound"):
                 raise StorageError(f"{self.url}: bucket does not exist at {endpoint}") from error
             if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch") or status == 403:
                 raise StorageError(
