@@ -11,6 +11,9 @@
   mounted at the same path, so the URIs mean the same inside and out;
 - for the builder and the predictor (which drive Docker themselves, to build
   an image or start a serving container) the Docker socket;
+- for the predictor, the host's predictor state folder (where local and docker
+  deployments are recorded) at the same path, so ``python -m steps.predictor
+  stop <app>`` on the host finds what a containerised predictor started;
 - for the builder, the host's pip CA bundle (``PIP_CERT``, what the process
   executor passes on) mounted read-only as its ``pip_ca`` input, unless the
   step sets one: behind a TLS-intercepting proxy pip needs it to build.
@@ -27,6 +30,7 @@ from typing import Any
 
 from common import names
 from runner.executors.base import VENV_SCHEME, Executor, ExecutorError, StepSpec, image_role
+from steps.predictor.settings import default_state_dir
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +101,12 @@ class DockerExecutor(Executor):
         if role in ("builder", "predictor") and self.socket.exists():
             volumes[str(self.socket)] = {"bind": str(DOCKER_SOCKET), "mode": "rw"}
             group_add.append(str(self.socket.stat().st_gid))
+        state_input = names.input_variable("state_dir")
+        if role == "predictor" and state_input not in env:
+            state_dir = default_state_dir(self.environ)
+            state_dir.mkdir(parents=True, exist_ok=True)
+            volumes[str(state_dir)] = {"bind": str(state_dir), "mode": "rw"}
+            env[state_input] = str(state_dir)
         pip_ca_input = names.input_variable("pip_ca")
         host_ca = self.environ.get(PIP_CERT, "")
         if role == "builder" and host_ca and Path(host_ca).is_file() and pip_ca_input not in env:

@@ -15,6 +15,8 @@ import http.server
 import io
 import os
 import re
+import subprocess
+import sys
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -178,7 +180,8 @@ def test_the_example_workflow_with_our_images(  # type: ignore[no-untyped-def]
 
     config = Config.from_environ(services_env).merged(registry=registry.host, predictor_target="docker")
     codeset = resolve_codeset(ROOT / "examples" / "codesets" / "wine", "wine-docker", "tests")
-    executor = DockerExecutor(client=engine)
+    host_env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}  # the predictor's state folder, ours
+    executor = DockerExecutor(client=engine, environ=host_env)
     app = "tests-wine-docker-mlflow-e2e"  # <org>-<project>-<workflow>, the predictor's default
     try:
         run = run_workflow(load_workflow(e2e_workflow), codeset, {}, executor, config, tmp_path / "state")
@@ -210,6 +213,12 @@ def test_the_example_workflow_with_our_images(  # type: ignore[no-untyped-def]
         assert _trainer_images_created(engine, builder.started, builder.finished) == [], "nothing may be built"
         assert engine.images.get(image).id == trainer_id
         assert requests.post(rerun.outputs["prediction-url"], json=body, timeout=30).status_code == 200
+
+        # The containerised predictor recorded its deployment on the host: stop finds and ends it.
+        stopped = subprocess.run(
+            [sys.executable, "-m", "steps.predictor", "stop", app], env=host_env, capture_output=True, text=True
+        )
+        assert stopped.returncode == 0 and f"{app}: stopped" in stopped.stdout, stopped.stderr
     finally:
         remove_container(container_name(app))  # what stop does for a docker deployment
     assert not engine.containers.list(all=True, filters={"name": container_name(app)})

@@ -211,3 +211,24 @@ def test_docker_container_settings(tmp_path: Path) -> None:
     assert str(socket) not in trainer["volumes"] and "group_add" not in trainer
     with pytest.raises(ExecutorError, match="a container cannot run"):
         executor.check(StepSpec(**{**spec.__dict__, "image": "venv:///v"}))
+
+
+def test_docker_predictor_records_its_deployments_on_the_host(tmp_path: Path) -> None:
+    """The predictor's state folder is the host's, so `steps.predictor stop` on the host finds its apps."""
+    executor = DockerExecutor(client=object(), environ={"HOME": str(tmp_path)}, user="1000:1000", socket=tmp_path / "x")
+    spec = StepSpec(
+        run="r-1",
+        step="predictor",
+        image="ghcr.io/fuseml-steps/kserve-predictor:0.1",
+        env={},
+        workdir=tmp_path / "code",
+        results_dir=tmp_path / "results",
+        log_path=tmp_path / "log",
+        codeset_path="/project",
+    )
+    state = tmp_path / ".cache" / "fuseml-steps" / "predictor"
+    config = executor.container_config(spec)
+    assert config["environment"]["FUSEML_STATE_DIR"] == str(state) and state.is_dir()
+    assert config["volumes"][str(state)] == {"bind": str(state), "mode": "rw"}
+    chosen = executor.container_config(StepSpec(**{**spec.__dict__, "env": {"FUSEML_STATE_DIR": "/elsewhere"}}))
+    assert chosen["environment"]["FUSEML_STATE_DIR"] == "/elsewhere" and str(state) not in chosen["volumes"]
