@@ -20,12 +20,10 @@ from typing import Any
 from urllib.parse import urlparse
 
 from common import names
-from common.errors import ExecutionError, ServiceUnavailable, StepError
-from steps.predictor.probe import probe
+from common.errors import ExecutionError, ServiceUnavailable
 from steps.predictor.state import AppState, StateStore
 from steps.predictor.targets.base import Deployment, DeployPlan, Target
-from steps.predictor.targets.local import stop
-from steps.predictor.targets.serving_process import HOST, free_port, serve_args, tail, wait_ready
+from steps.predictor.targets.serving_process import HOST, free_port, serve_args, settle, stop, tail
 
 log = logging.getLogger(__name__)
 
@@ -116,23 +114,16 @@ class DockerTarget(Target):
         port = free_port()
         container = start_container(container_spec(plan, port), plan.environ)
         url = f"http://{HOST}:{port}/v2/models/{s.app_name}/infer"
-        store.save(
-            AppState(s.app_name, "docker", port, url, plan.info.url, container=container, started_at=time.time())
-        )
         log.info("started container %s (%s) for %s on port %s", container, s.serving_image, s.app_name, port)
-        try:
-            wait_ready(
-                port,
-                alive=lambda: _running(container),
-                logs=lambda: _logs(container),
-                timeout=s.timeout,
-                what=f"container {container} of {s.app_name}",
-            )
-            probe([f"http://{HOST}:{port}"], s.app_name, plan.info, per_column=False, timeout=60)
-        except StepError:
-            stop(store, s.app_name)
-            raise
-        return Deployment(url=url)
+        state = AppState(s.app_name, "docker", port, url, plan.info.url, container=container, started_at=time.time())
+        return settle(
+            store,
+            state,
+            plan,
+            alive=lambda: _running(container),
+            logs=lambda: _logs(container),
+            what=f"container {container} of {s.app_name}",
+        )
 
 
 def start_container(spec: ContainerSpec, environ: Any) -> str:

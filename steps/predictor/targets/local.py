@@ -14,11 +14,12 @@ import sys
 import time
 from pathlib import Path
 
-from common.errors import ExecutionError, StepError
-from steps.predictor.probe import probe
-from steps.predictor.state import AppState, StateStore, process_alive, stop_process
+from common.errors import ExecutionError
+from steps.predictor.state import AppState, StateStore
 from steps.predictor.targets.base import Deployment, DeployPlan, Target
-from steps.predictor.targets.serving_process import HOST, free_port, serve_args, tail, wait_ready
+from steps.predictor.targets.serving_process import HOST, free_port, serve_args, settle, stop, tail
+
+__all__ = ["LocalTarget", "stop"]
 
 log = logging.getLogger(__name__)
 
@@ -66,34 +67,11 @@ class LocalTarget(Target):
         url = f"http://{HOST}:{port}/v2/models/{s.app_name}/infer"
         state = AppState(s.app_name, "local", port, url, plan.info.url, pid=process.pid, log_path=str(log_path),
                          started_at=time.time())  # fmt: skip
-        store.save(state)
-        try:
-            wait_ready(
-                port,
-                alive=lambda: process.poll() is None,
-                logs=lambda: tail(log_path.read_text(errors="replace")),
-                timeout=s.timeout,
-                what=f"local server of {s.app_name} (pid {process.pid})",
-            )
-            probe([f"http://{HOST}:{port}"], s.app_name, plan.info, per_column=False, timeout=60)
-        except StepError:
-            stop(store, s.app_name)
-            raise
-        return Deployment(url=url)
-
-
-def stop(store: StateStore, app: str) -> bool:
-    """Stop the app's server (process or container) if one is recorded; True if there was one."""
-    state = store.load(app)
-    if state is None:
-        return False
-    if state.kind == "docker" and state.container:
-        from steps.predictor.targets.docker import remove_container
-
-        remove_container(state.container)
-        log.info("removed container %s of %s", state.container, app)
-    elif state.pid and process_alive(state.pid):
-        stop_process(state.pid)
-        log.info("stopped the server of %s (pid %s, port %s)", app, state.pid, state.port)
-    store.remove(app)
-    return True
+        return settle(
+            store,
+            state,
+            plan,
+            alive=lambda: process.poll() is None,
+            logs=lambda: tail(log_path.read_text(errors="replace")),
+            what=f"local server of {s.app_name} (pid {process.pid})",
+        )
