@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -37,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+
+from common.processes import stop_process_group
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -149,13 +150,7 @@ def started(server: Server) -> Iterator[tuple[str, float, float]]:
         seconds = wait_ready(url + server.ready_path, process, began)
         yield url, seconds, cpu_seconds(process.pid)
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop_process_group(process, timeout=20)
 
 
 def wait_ready(url: str, process: subprocess.Popen[str], began: float) -> float:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from common import names
+from common.processes import stop_process_group
 from runner.executors.base import VENV_SCHEME, Executor, ExecutorError, StepSpec, image_role
 
 log = logging.getLogger(__name__)
@@ -129,13 +129,4 @@ class ProcessExecutor(Executor):
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM the step's process group, SIGKILL it if it lingers."""
-    for sig, grace in ((signal.SIGTERM, STOP_GRACE_SECONDS), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    stop_process_group(proc, STOP_GRACE_SECONDS)

@@ -11,8 +11,6 @@ into the error when it does not come up.
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -52,33 +50,6 @@ def start_process(
             cwd=cwd,
             start_new_session=True,
         )
-
-
-def stop_process_group(proc: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
-    """SIGTERM the process group of ``proc``, then SIGKILL it if it lingers."""
-    if proc is None:
-        return
-    try:
-        pgid = os.getpgid(proc.pid)
-    except ProcessLookupError:
-        proc.wait()
-        return
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            proc.wait(timeout=wait)
-            break
-        except subprocess.TimeoutExpired:
-            log.warning("process group %s ignored %s", pgid, sig.name)
-    # Reap the leader even if SIGKILL was needed; children of the group are gone with it.
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
 
 
 def wait_until(

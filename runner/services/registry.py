@@ -20,7 +20,8 @@ from types import TracebackType
 
 import requests
 
-from runner.services import ServiceStartError, start_process, stop_process_group, wait_until
+from common.processes import stop_process_group
+from runner.services import ServiceStartError, start_process, wait_until
 from runner.services.ports import free_port
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,8 @@ from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from runner.services import ServiceStartError, start_process, stop_process_group, wait_until
+from common.processes import stop_process_group
+from runner.services import ServiceStartError, start_process, wait_until
 from runner.services.ports import free_ports
 
 log = logging.getLogger(__name__)

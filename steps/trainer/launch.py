@@ -11,7 +11,6 @@ from __future__ import annotations
 import collections
 import logging
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.logs import masker
+from common.processes import stop_process_group
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +78,6 @@ def with_python_on_path(env: Mapping[str, str]) -> dict[str, str]:
 
 
 def _kill_group(process: subprocess.Popen[str]) -> None:
-    if process.poll() is not None:
-        return
-    log.warning("stopping the entry point (pid %s)", process.pid)
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=10)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    if process.poll() is None:
+        log.warning("stopping the entry point (pid %s)", process.pid)
+    stop_process_group(process)

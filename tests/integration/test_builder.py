@@ -18,14 +18,15 @@ from pathlib import Path
 
 import pytest
 
+from common.processes import stop_process_group
 from common.registry import ImageRef, RegistryClient
 from common.storage import open_store
-from runner.services import start_process, stop_process_group, wait_until
+from runner.services import start_process, wait_until
 from runner.services.ports import free_port
+from tests.fixtures.codesets import checkout_wine
 from tests.fixtures.images import our_image
 from tests.fixtures.services import read_result, run_step
 
-WINE = Path(__file__).resolve().parents[2] / "examples" / "codesets" / "wine"
 BUILD_TIMEOUT = 1500
 # pip's download cache survives across runs (HOME is a fresh folder per test).
 PIP_CACHE = "/var/tmp/fuseml-tests-pip-cache"
@@ -34,11 +35,7 @@ PIP_CACHE = "/var/tmp/fuseml-tests-pip-cache"
 @pytest.fixture
 def codeset(tmp_path: Path) -> Path:
     """The wine codeset as FuseML checks it out, readable and writable by the image's user."""
-    folder = tmp_path / "project"
-    shutil.copytree(WINE, folder, ignore=shutil.ignore_patterns("mlruns", "__pycache__"))
-    (folder / ".fuseml").mkdir()
-    (folder / ".fuseml" / "_org").write_text("tests\n")
-    (folder / ".fuseml" / "_project").write_text(f"wine-{uuid.uuid4().hex[:8]}\n")
+    folder = checkout_wine(tmp_path / "project")
     for path in [folder, *folder.rglob("*")]:
         path.chmod(0o777 if path.is_dir() else 0o666)
     return folder

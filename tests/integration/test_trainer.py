@@ -7,7 +7,6 @@ file, the exit code and the message the user sees.
 
 from __future__ import annotations
 
-import shutil
 import socket
 import textwrap
 import uuid
@@ -16,22 +15,16 @@ from pathlib import Path
 import pytest
 
 from common.storage import open_store
+from tests.fixtures.codesets import WINE, checkout_wine
 from tests.fixtures.services import read_result, run_step
 
 pytestmark = pytest.mark.integration
-
-WINE = Path(__file__).resolve().parents[2] / "examples" / "codesets" / "wine"
 
 
 @pytest.fixture
 def wine_codeset(tmp_path: Path) -> Path:
     """The example codeset as FuseML checks it out: with its .fuseml metadata."""
-    codeset = tmp_path / "project"
-    shutil.copytree(WINE, codeset, ignore=shutil.ignore_patterns("mlruns", "__pycache__"))
-    (codeset / ".fuseml").mkdir()
-    (codeset / ".fuseml" / "_org").write_text("tests\n")
-    (codeset / ".fuseml" / "_project").write_text(f"wine-{uuid.uuid4().hex[:8]}\n")
-    return codeset
+    return checkout_wine(tmp_path / "project")
 
 
 def make_codeset(tmp_path: Path, mlproject: str, **files: str) -> Path:
