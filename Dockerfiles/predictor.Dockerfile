@@ -7,7 +7,7 @@
 #     [--secret id=pip_ca,src=/path/to/ca.crt] -t fuseml/kserve-predictor .
 #   docker run --rm -e FUSEML_MODEL=s3://... -e FUSEML_DRY_RUN=true ... fuseml/kserve-predictor
 #
-# The container's command is `run` (CONTRACT.md): /usr/local/bin/run starts the
+# The container's command is `run` (docs/contract.md): /usr/local/bin/run starts the
 # step, reading FUSEML_* inputs and writing the result to /tekton/results.
 # The pip_ca secret (a CA bundle for a TLS-intercepting proxy) is used only by
 # the pip RUN below and never written to a layer.
@@ -43,8 +43,6 @@ COPY --from=build /opt/venv /opt/venv
 COPY common/ /app/common/
 COPY steps/__init__.py /app/steps/__init__.py
 COPY steps/predictor/ /app/steps/predictor/
-# The serving runtime is another image; its code would only fail to import here.
-RUN rm -rf /app/steps/predictor/serving /app/steps/predictor/serve.py
 WORKDIR /app
 USER 1000:1000
 CMD ["run"]

@@ -35,11 +35,11 @@ RUN (getent group fuseml || groupadd --system --gid 1000 fuseml) \
     && useradd --system --uid 1000 --gid fuseml --home-dir /app --no-create-home fuseml
 COPY --from=build /opt/venv /opt/venv
 COPY common/ /app/common/
-COPY steps/ /app/steps/
+COPY serving/ /app/serving/
 # Bytecode is kept (pip compiled the venv; compile ours too): cold start is a target.
 RUN python3 -m compileall -q /app
 WORKDIR /app
 USER 1000:1000
 EXPOSE 8080
-ENTRYPOINT ["python", "-m", "steps.predictor.serve"]
+ENTRYPOINT ["python", "-m", "serving"]
 CMD ["--model", "/mnt/models", "--name", "model", "--port", "8080"]

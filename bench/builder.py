@@ -37,8 +37,8 @@ def run_builder(env: dict[str, str], codeset: Path) -> float:
 
 
 def main() -> None:
-    from runner.services.base_image import ensure_base_image
-    from runner.services.dockerd import ensure_docker
+    from tools.base_image import ensure_base_image
+    from tools.dockerd import ensure_docker
     from runner.services.registry import Registry
 
     client = ensure_docker()

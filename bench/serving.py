@@ -90,7 +90,7 @@ def servers(model_dir: Path, row: list[float], columns: list[str]) -> tuple[Serv
         argv=[
             sys.executable,
             "-m",
-            "steps.predictor.serve",
+            "serving",
             "--model",
             str(model_dir),
             "--name",

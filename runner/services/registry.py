@@ -22,7 +22,7 @@ import requests
 
 from common.processes import stop_process_group
 from runner.services import ServiceStartError, start_process, wait_until
-from runner.services.ports import free_port
+from common.ports import free_port
 
 log = logging.getLogger(__name__)
 

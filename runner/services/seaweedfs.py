@@ -27,7 +27,7 @@ from botocore.exceptions import ClientError
 
 from common.processes import stop_process_group
 from runner.services import ServiceStartError, start_process, wait_until
-from runner.services.ports import free_ports
+from common.ports import free_ports
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from common.envspec import EnvSpec
+from steps.builder.envspec import EnvSpec
 from steps.builder import __version__
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

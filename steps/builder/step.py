@@ -14,9 +14,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from common.envspec import load_envspec
+from steps.builder.envspec import load_envspec
 from common.errors import StepError
-from common.registry import ImageRef
+from steps.builder.registry import ImageRef
 from steps.builder.backends import choose_backend
 from steps.builder.backends.base import Backend, BuildPlan
 from steps.builder.backends.image import ImageBackend

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from common.envspec import EnvSpec
+from steps.builder.envspec import EnvSpec
 
 TAG_LENGTH = 16
 

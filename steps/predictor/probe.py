@@ -17,7 +17,7 @@ from typing import Any
 
 from common.errors import ServiceUnavailable
 from steps.predictor.model_info import Column, ModelInfo
-from steps.predictor.v2_types import MLFLOW_TO_V2, NUMERIC_V2, NUMPY_TO_V2
+from common.v2_types import MLFLOW_TO_V2, NUMERIC_V2, NUMPY_TO_V2
 
 log = logging.getLogger(__name__)
 

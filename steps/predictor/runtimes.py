@@ -3,7 +3,7 @@
 The KServe entries mirror the default ClusterServingRuntimes of KServe v0.20
 (``../shared/kserve/runtimes/``; a unit test keeps this table and those files in
 step). The step image does not carry those YAML files, so the facts live here.
-``fuseml-mlflow`` is our own runtime (``steps.predictor.serve``), installed on a
+``fuseml-mlflow`` is our own runtime (``serving``), installed on a
 cluster from ``deploy/kserve/fuseml-mlflow-runtime.yaml``.
 """
 

@@ -20,7 +20,7 @@ from common.errors import InputError
 
 log = logging.getLogger(__name__)
 
-SERVE_MODULE = "steps.predictor.serve"
+SERVE_MODULE = "serving"
 
 
 @dataclass(frozen=True)

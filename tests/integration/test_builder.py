@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from common.processes import stop_process_group
-from common.registry import ImageRef, RegistryClient
+from steps.builder.registry import ImageRef, RegistryClient
 from common.storage import open_store
 from runner.services import start_process, wait_until
-from runner.services.ports import free_port
+from common.ports import free_port
 from tests.fixtures.codesets import checkout_wine
 from tests.fixtures.images import our_image
 from tests.fixtures.services import read_result, run_step

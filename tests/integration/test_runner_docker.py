@@ -27,7 +27,7 @@ from textwrap import dedent
 import pytest
 import yaml
 
-from common.registry import ImageRef, RegistryClient
+from steps.builder.registry import ImageRef, RegistryClient
 from common.storage import open_store
 from runner.config import Config
 from runner.engine import resolve_codeset, run_workflow

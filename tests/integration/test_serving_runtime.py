@@ -2,7 +2,7 @@
 
 One server per module serves the wine model (skops, MLflow 3.17's default) on
 a free loopback port, started with the CLI the local target and the image use:
-``python -m steps.predictor.serve --model DIR --name wine --port P --host 127.0.0.1``.
+``python -m serving --model DIR --name wine --port P --host 127.0.0.1``.
 Tests send HTTP as clients do: the exact body from CONTRACT.md, every payload
 form, every kind of bad payload (a 4xx with a JSON message, never a 500), and
 many requests at once. Nothing asserts on time.

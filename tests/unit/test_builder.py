@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from common.envspec import EnvSpec, load_envspec
+from steps.builder.envspec import EnvSpec, load_envspec
 from common.errors import InputError
-from common.registry import RegistryError
+from steps.builder.registry import RegistryError
 from steps.builder.backends import choose_backend, detect, load_backend
 from steps.builder.backends.base import BuildError, BuildPlan, error_lines
 from steps.builder.backends.docker import follow_build, follow_push

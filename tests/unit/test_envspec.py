@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from common.envspec import (
+from steps.builder.envspec import (
     TRAINER_REQUIREMENTS,
     find_environment_file,
     load_envspec,
     normalise_python,
     python_satisfies,
 )
-from common.envspec_conda import split_conda_spec
+from steps.builder.envspec_conda import split_conda_spec
 from common.errors import CodesetError
 
 ROOT = Path(__file__).resolve().parents[2]

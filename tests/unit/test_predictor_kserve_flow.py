@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from common.errors import InputError
-from steps.predictor.kube_client import KubeClient, KubernetesError
+from steps.predictor.targets.kserve.client import KubeClient, KubernetesError
 from steps.predictor.model_info import Column, ModelInfo
 from steps.predictor.runtime_choice import choose
 from steps.predictor.settings import Settings

@@ -6,7 +6,7 @@ import pytest
 
 from common.errors import InputError
 from common.storage import S3Settings
-from steps.predictor import manifests
+from steps.predictor.targets.kserve import manifests
 from steps.predictor.model_info import ModelInfo
 from steps.predictor.runtime_choice import choose
 from tests.fixtures.kube_api import schema_errors

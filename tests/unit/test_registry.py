@@ -16,8 +16,8 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from common.errors import InputError
-from common.registry import MANIFEST_TYPES, ImageRef, RegistryClient, RegistryError, RegistryUnavailable, is_loopback
-from common.registry_auth import credentials_for
+from steps.builder.registry import MANIFEST_TYPES, ImageRef, RegistryClient, RegistryError, RegistryUnavailable, is_loopback
+from steps.builder.registry_auth import credentials_for
 
 DIGEST = "sha256:" + "a" * 64
 USER, PASSWORD, TOKEN = "alice", "s3cret", "tok-123"

@@ -18,10 +18,10 @@ from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferRequest
 from kserve.protocol.rest.v2_datamodels import InferenceRequest
 
-from steps.predictor.serving.loader import ModelLoadError, fetch_model, find_model_dir, load_model
-from steps.predictor.serving.model import MlflowModel, encode_outputs
-from steps.predictor.serving.payload import PayloadDecoder
-from steps.predictor.serving.signature import Column, Tensor, parse_signature
+from serving.loader import ModelLoadError, fetch_model, find_model_dir, load_model
+from serving.model import MlflowModel, encode_outputs
+from serving.payload import PayloadDecoder
+from serving.signature import Column, Tensor, parse_signature
 from tests.fixtures.models import WINE_FEATURES, load_wine_data, wine_feature_rows
 
 # The fast path gives sklearn numpy on purpose; the runtime silences this warning, pytest resets filters.
@@ -366,7 +366,7 @@ def test_other_flavours_go_through_pyfunc(tmp_path: Path) -> None:
 def test_cluster_serving_runtime_manifest() -> None:
     import yaml
 
-    from steps.predictor.serve import parse_args
+    from serving import parse_args
 
     manifest_path = Path(__file__).resolve().parents[2] / "deploy" / "kserve" / "fuseml-mlflow-runtime.yaml"
     manifest = yaml.safe_load(manifest_path.read_text())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from common.registry import RegistryClient
+from steps.builder.registry import RegistryClient
 from steps.builder.backends.base import Backend, BuildPlan
 
 log = logging.getLogger(__name__)

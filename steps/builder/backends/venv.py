@@ -30,7 +30,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from common.envspec import python_satisfies
+from steps.builder.envspec import python_satisfies
 from common.errors import InputError
 from steps.builder.backends.base import Backend, BaseIdentity, BuildError, BuildPlan, error_lines
 from steps.builder.payload import copy_app, run_script, write_environment_files

@@ -23,7 +23,7 @@ __all__ = ["LocalTarget", "stop"]
 
 log = logging.getLogger(__name__)
 
-# The folder that holds the ``steps`` package, so ``-m steps.predictor.serve`` imports from any cwd.
+# The folder that holds the ``steps`` package, so ``-m serving`` imports from any cwd.
 _PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 

@@ -30,8 +30,8 @@ def free_port() -> int:
 
 
 def serve_args(model: str, app: str, port: int) -> list[str]:
-    """Arguments of ``python -m steps.predictor.serve``."""
-    return ["-m", "steps.predictor.serve", "--model", model, "--name", app, "--port", str(port), "--host", HOST]
+    """Arguments of ``python -m serving``."""
+    return ["-m", "serving", "--model", model, "--name", app, "--port", str(port), "--host", HOST]
 
 
 def wait_ready(port: int, alive: Callable[[], bool], logs: Callable[[], str], timeout: float, what: str) -> None:

@@ -6,7 +6,7 @@ mirror and imported into Docker. Its Python is Debian's (``/usr/bin/python3``,
 3.11, with ``venv`` and ``pip``), so Dockerfiles that use it call ``python3``.
 Building takes minutes, so an existing image with the tag is reused.
 
-CLI: ``python -m runner.services.base_image`` builds (or finds) it and prints the tag.
+CLI: ``python -m tools.base_image`` builds (or finds) it and prints the tag.
 """
 
 from __future__ import annotations
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)-5s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    from runner.services.dockerd import ensure_docker
+    from tools.dockerd import ensure_docker
 
     client = ensure_docker()
     try:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.errors import ServiceUnavailable, StepError
-from steps.predictor import manifests
+from steps.predictor.targets.kserve import manifests
 
 log = logging.getLogger(__name__)
 

@@ -55,8 +55,8 @@ class _HostModelServer(ModelServer):
         if self._rest_server is not None:
             from kserve.model_server import app
 
-            from steps.predictor.serving.fast_lane import InferFastLane
-            from steps.predictor.serving.model import MlflowModel
+            from serving.fast_lane import InferFastLane
+            from serving.model import MlflowModel
 
             ours = {m.name: m for m in self.models if isinstance(m, MlflowModel)}
             self._rest_server.config.host = self.host

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from common.envspec import (
+from steps.builder.envspec import (
     EnvSpec,
     kind_of,
     load_yaml,

@@ -20,9 +20,9 @@ from kserve.errors import InferenceError, InvalidInput
 from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse
 from kserve.utils.numpy_codec import from_np_dtype
 
-from steps.predictor.serving.loader import LoadedModel, load_model
-from steps.predictor.serving.payload import Batch, PayloadDecoder
-from steps.predictor.serving.signature import Column, Tensor
+from serving.loader import LoadedModel, load_model
+from serving.payload import Batch, PayloadDecoder
+from serving.signature import Column, Tensor
 
 log = logging.getLogger(__name__)
 

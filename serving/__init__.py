@@ -11,5 +11,5 @@ same way. The parts, in the order a request meets them:
 - ``loader``: fetches the model (local path, ``file://``, ``s3://``) and loads it,
   scikit-learn models directly (no MLflow import: cold start), others via pyfunc.
 
-Nothing heavy is imported here: ``steps.predictor.serve`` starts fast.
+Nothing heavy is imported here: ``serving`` starts fast.
 """

@@ -21,9 +21,9 @@ import yaml
 
 from common.errors import InputError, StepError
 from common.storage import S3Settings, join_url, open_store
-from steps.predictor import manifests
-from steps.predictor.isvc_status import IsvcStatus, read_status, spec_unchanged
-from steps.predictor.kube_client import KubeClient
+from steps.predictor.targets.kserve import manifests
+from steps.predictor.targets.kserve.status import IsvcStatus, read_status, spec_unchanged
+from steps.predictor.targets.kserve.client import KubeClient
 from steps.predictor.probe import probe
 from steps.predictor.runtime_choice import LAYOUT_TRITON
 from steps.predictor.targets.base import Deployment, DeployPlan, Target

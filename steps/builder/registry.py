@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.errors import InputError, ServiceUnavailable, StepError
-from common.registry_auth import Credentials, config_path, credentials_for, load_config
+from steps.builder.registry_auth import Credentials, config_path, credentials_for, load_config
 
 log = logging.getLogger(__name__)
 

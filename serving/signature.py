@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from steps.predictor.v2_types import MLFLOW_TO_V2, NUMPY_TO_V2
+from common.v2_types import MLFLOW_TO_V2, NUMPY_TO_V2
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 from kserve.errors import InferenceError, InvalidInput
 
-from steps.predictor.serving.model import MlflowModel
+from serving.model import MlflowModel
 
 log = logging.getLogger(__name__)
 

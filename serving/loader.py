@@ -31,8 +31,8 @@ import yaml
 
 from common.errors import InputError, StepError
 from common.storage import LocalStore, open_store
-from steps.predictor.serving.signature import Signature, parse_signature
-from steps.predictor.serving.sklearn_fast import linear_predictor
+from serving.signature import Signature, parse_signature
+from serving.sklearn_fast import linear_predictor
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from kserve.errors import InvalidInput
 
-from steps.predictor.serving.signature import INTEGER_TYPES, NUMERIC_TYPES, Column
+from serving.signature import INTEGER_TYPES, NUMERIC_TYPES, Column
 
 if TYPE_CHECKING:
     import pandas as pd

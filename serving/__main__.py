@@ -1,6 +1,6 @@
 """Serve an MLflow model over the Open Inference Protocol (V2).
 
-    python -m steps.predictor.serve --model URI --name NAME --port P [--host 127.0.0.1]
+    python -m serving --model URI --name NAME --port P [--host 127.0.0.1]
 
 ``URI`` is a folder holding MLmodel (a local path, ``file://``, ``s3://`` with
 ``MLFLOW_S3_ENDPOINT_URL``/``AWS_*``, or an MLflow ``runs:/``/``models:/`` URI).
@@ -35,7 +35,7 @@ def parse_args(argv: Sequence[str], environ: Mapping[str, str]) -> argparse.Name
         return environ.get(f"FUSEML_SERVE_{name}") or default
 
     parser = argparse.ArgumentParser(
-        prog="python -m steps.predictor.serve",
+        prog="python -m serving",
         description="Serve an MLflow model over the Open Inference Protocol (V2) with kserve.ModelServer.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         allow_abbrev=False,
@@ -60,9 +60,9 @@ def run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     # (``--model`` would be read as its ``--model_name``).
     sys.argv = sys.argv[:1]
     try:
-        from steps.predictor.serving.loader import fetch_model
-        from steps.predictor.serving.model import MlflowModel
-        from steps.predictor.serving.server import serve
+        from serving.loader import fetch_model
+        from serving.model import MlflowModel
+        from serving.server import serve
 
         workdir = Path(args.workdir) if args.workdir else None
         model = MlflowModel(args.name, fetch_model(args.model, environ, workdir), environ)

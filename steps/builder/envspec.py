@@ -10,7 +10,7 @@ Where the environment comes from, first match wins:
 2. ``python_env.yaml`` (MLflow's own format: ``python``, ``build_dependencies``,
    ``dependencies``);
 3. ``conda.yaml`` (FuseML's original format; installed with pip, see
-   ``common.envspec_conda``);
+   ``steps.builder.envspec_conda``);
 4. ``requirements.txt``.
 
 Normalising drops what does not change the environment: comments, blank lines,
@@ -119,7 +119,7 @@ def load_envspec(codeset: str | Path) -> EnvSpec:
     path = find_environment_file(root)
     log.info("environment: %s", path.relative_to(root) if path.is_relative_to(root) else path)
     if path.name.endswith((".yaml", ".yml")) and _looks_like_conda(path):
-        from common.envspec_conda import load_conda
+        from steps.builder.envspec_conda import load_conda
 
         spec = load_conda(path, root)
     elif path.name.endswith((".yaml", ".yml")):
