@@ -6,9 +6,9 @@ import pytest
 
 from common.errors import InputError
 from common.storage import S3Settings
-from steps.predictor.targets.kserve import manifests
 from steps.predictor.model_info import ModelInfo
 from steps.predictor.runtime_choice import choose
+from steps.predictor.targets.kserve import manifests
 from tests.fixtures.kube_api import schema_errors
 
 PYFUNC = {"python_function": {}}
@@ -60,6 +60,18 @@ def test_schema_check_catches_a_misspelt_field() -> None:
     isvc = manifests.inference_service("w", "ns", choose(MODELS["sklearn-skops"]), "s3://b/m", LABELS)
     isvc["spec"]["predictor"]["model"]["protocolversion"] = "v2"
     assert any("protocolversion" in e for e in schema_errors(isvc))
+
+
+def test_schema_check_enforces_kserve_types_and_required_fields() -> None:
+    """What only KServe's own schema knows: field types and required keys."""
+    isvc = manifests.inference_service("w", "ns", choose(MODELS["sklearn-skops"]), "s3://b/m", LABELS)
+    isvc["spec"]["predictor"]["minReplicas"] = "two"
+    del isvc["spec"]["predictor"]["model"]["modelFormat"]["name"]
+    errors = schema_errors(isvc)
+    assert any(e.startswith("spec/predictor/minReplicas:") and "not of type 'integer'" in e for e in errors), errors
+    assert any(e.startswith("spec/predictor/model/modelFormat:") and "'name' is a required" in e for e in errors), (
+        errors
+    )
 
 
 def test_secret_for_plain_http_endpoint() -> None:
