@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from pathlib import Path
 
 import requests
 
+from common.ports import free_port
 from common.processes import stop_process_group
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,12 +68,6 @@ class Load:
     p50_ms: float
     p99_ms: float
     errors: int
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def servers(model_dir: Path, row: list[float], columns: list[str]) -> tuple[Server, Server]:
@@ -133,7 +127,7 @@ def servers(model_dir: Path, row: list[float], columns: list[str]) -> tuple[Serv
 @contextmanager
 def started(server: Server) -> Iterator[tuple[str, float, float]]:
     """Start ``server``; yields (base URL, seconds to ready, CPU seconds at ready); stops it after."""
-    port = free_port()
+    port = free_port(with_grpc=False)
     argv = [a.replace("{port}", str(port)) for a in server.argv]
     began = time.monotonic()
     process = subprocess.Popen(

@@ -2,14 +2,22 @@
 
 One runtime serves the local target, the docker target and KServe (through the
 ``fuseml-mlflow`` ClusterServingRuntime), so they answer the same requests the
-same way. The parts, in the order a request meets them:
+same way: ``python -m serving --model URI --name NAME --port P --host H``. The
+parts, from the command line to a request's answer:
 
+- ``__main__``: loads the model, serves it, turns failures into exit codes.
+- ``cli``: our flags on top of KServe's ModelServer flags, with ``FUSEML_SERVE_*`` fallbacks.
+- ``loader``: fetches the model (local path, ``file://``, ``s3://``, MLflow URIs) and loads it,
+  scikit-learn models directly (no MLflow import: cold start), others via pyfunc. It reads
+  MLmodel with ``common.mlmodel``, the reader the predictor step uses too.
+- ``sklearn_fast``: direct numpy predictions for linear scikit-learn models.
 - ``server``: runs ``kserve.ModelServer`` (one worker, REST only) on a host and port.
+- ``fast_lane``: answers plain V2 JSON infer requests before KServe's FastAPI app does.
+- ``internals``: every private KServe/scikit-learn name the fast paths use, checked at
+  start-up, with the public path (and one log line) when one is missing or changed.
 - ``model``: the ``kserve.Model`` that decodes, predicts and encodes.
-- ``payload``: V2 request -> numpy/pandas, with 400s that say what is wrong.
-- ``signature``: the model's MLflow signature, as the runtime needs it.
-- ``loader``: fetches the model (local path, ``file://``, ``s3://``) and loads it,
-  scikit-learn models directly (no MLflow import: cold start), others via pyfunc.
+- ``payload``: V2 request -> numpy/pandas, with 400s that say what is wrong
+  (V2 datatypes from ``common.v2_types``).
 
 Nothing heavy is imported here: ``serving`` starts fast.
 """

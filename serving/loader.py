@@ -27,21 +27,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import yaml
-
-from common.errors import InputError, StepError
+from common.errors import InputError
+from common.mlmodel import MLMODEL, MLmodel, ModelError, Signature, SklearnFlavor, read_mlmodel
 from common.storage import LocalStore, open_store
-from serving.signature import Signature, parse_signature
 from serving.sklearn_fast import linear_predictor
 
 log = logging.getLogger(__name__)
 
-MLMODEL = "MLmodel"
 ALLOW_PICKLE = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
 MLFLOW_SCHEMES = ("runs", "models", "mlflow-artifacts")
 
 
-class ModelLoadError(StepError):
+class ModelLoadError(ModelError):
     """The model was fetched but cannot be loaded (bad MLmodel, untrusted types, missing file)."""
 
 
@@ -109,25 +106,14 @@ def find_model_dir(path: Path) -> Path:
     )
 
 
-def read_mlmodel(path: Path) -> dict[str, Any]:
-    try:
-        document = yaml.safe_load((path / MLMODEL).read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise ModelLoadError(f"{path / MLMODEL}: cannot read it ({e})") from e
-    if not isinstance(document, dict) or not isinstance(document.get("flavors"), dict):
-        raise ModelLoadError(f"{path / MLMODEL}: no 'flavors' section; is this an MLflow model?")
-    return document
-
-
 def load_model(path: Path, environ: Mapping[str, str]) -> LoadedModel:
     """Load the model in ``path`` (a folder with MLmodel)."""
     mlmodel = read_mlmodel(path)
-    signature = parse_signature(mlmodel)
-    flavors = mlmodel["flavors"]
+    signature = _signature(mlmodel)
     _check_allowed(path, environ)
-    sklearn = flavors.get("sklearn")
-    if isinstance(sklearn, dict) and not sklearn.get("code") and sklearn.get("pickled_model"):
-        predict_fn = (flavors.get("python_function") or {}).get("predict_fn") or "predict"
+    sklearn = mlmodel.sklearn
+    if sklearn is not None and not sklearn.has_code and sklearn.model_file:
+        predict_fn = mlmodel.predict_fn
         model = _load_sklearn(path, sklearn)
         predict = getattr(model, predict_fn, None)
         if predict is None:
@@ -145,12 +131,22 @@ def load_model(path: Path, environ: Mapping[str, str]) -> LoadedModel:
             n_features=getattr(model, "n_features_in_", None),
             predict_array=fast or predict,
         )
-    if "python_function" not in flavors:
+    if not mlmodel.has("python_function"):
         raise ModelLoadError(
-            f"{path}: the model has no python_function flavour (flavours: {', '.join(flavors)})",
+            f"{path}: the model has no python_function flavour (flavours: {', '.join(mlmodel.flavors)})",
             "save it with an MLflow flavour that supports pyfunc",
         )
     return _load_pyfunc(path, signature)
+
+
+def _signature(mlmodel: MLmodel) -> Signature | None:
+    """The signature with every column named; a broken one is ignored (requests are then checked less)."""
+    try:
+        signature = mlmodel.signature()
+    except ModelError as e:
+        log.warning("ignoring the model's signature, which cannot be read: %s", e)
+        return None
+    return signature.named() if signature else None
 
 
 def _check_allowed(path: Path, environ: Mapping[str, str]) -> None:
@@ -161,15 +157,15 @@ def _check_allowed(path: Path, environ: Mapping[str, str]) -> None:
         )
 
 
-def _load_sklearn(path: Path, conf: Mapping[str, Any]) -> Any:
-    file = path / str(conf["pickled_model"])
+def _load_sklearn(path: Path, sklearn: SklearnFlavor) -> Any:
+    file = path / str(sklearn.model_file)
     if not file.is_file():
         raise ModelLoadError(f"{file}: missing, though MLmodel's sklearn flavour names it")
-    serialization = str(conf.get("serialization_format") or "pickle")
-    _warn_version(conf)
+    serialization = sklearn.serialization_format
+    _warn_version(sklearn.sklearn_version)
     try:
         if serialization == "skops":
-            return _load_skops(file, conf.get("skops_trusted_types"))
+            return _load_skops(file, sklearn.trusted_types)
         with file.open("rb") as stream:
             if serialization == "cloudpickle":
                 import cloudpickle
@@ -187,7 +183,7 @@ def _load_sklearn(path: Path, conf: Mapping[str, Any]) -> Any:
     raise ModelLoadError(f"{path / MLMODEL}: unknown sklearn serialization_format {serialization!r}")
 
 
-def _load_skops(file: Path, trusted: Any) -> Any:
+def _load_skops(file: Path, trusted: tuple[str, ...]) -> Any:
     import skops.io
     from skops.io.exceptions import UntrustedTypesFoundException
 
@@ -200,14 +196,13 @@ def _load_skops(file: Path, trusted: Any) -> Any:
         ) from e
 
 
-def _warn_version(conf: Mapping[str, Any]) -> None:
-    saved = conf.get("sklearn_version")
+def _warn_version(saved: str | None) -> None:
     if not saved:
         return
     import sklearn
 
     installed = sklearn.__version__
-    if str(saved) != installed:
+    if saved != installed:
         log.warning("the model was saved with scikit-learn %s; this runtime has %s", saved, installed)
 
 

@@ -20,9 +20,9 @@ from kserve.errors import InferenceError, InvalidInput
 from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse
 from kserve.utils.numpy_codec import from_np_dtype
 
+from common.mlmodel import Column
 from serving.loader import LoadedModel, load_model
 from serving.payload import Batch, PayloadDecoder
-from serving.signature import Column, Tensor
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class MlflowModel(Model):
         if not signature:
             return []
         outputs = signature.outputs
-        if len(outputs) == 1 and isinstance(outputs[0], Tensor):
+        if len(outputs) == 1 and outputs[0].is_tensor:
             return [{**_metadata(outputs[0]), "name": OUTPUT_NAME}]
         return [_metadata(spec) for spec in outputs]
 
@@ -122,10 +122,10 @@ class MlflowModel(Model):
             raise InferenceError(f"prediction failed: {type(e).__name__}: {e}") from e
 
 
-def _metadata(spec: Column | Tensor) -> dict[str, Any]:
-    if isinstance(spec, Column):
+def _metadata(spec: Column) -> dict[str, Any]:
+    if not spec.is_tensor:
         return {"name": spec.name, "datatype": spec.datatype, "shape": [-1]}
-    return {"name": spec.name or OUTPUT_NAME, "datatype": spec.datatype, "shape": list(spec.shape)}
+    return {"name": spec.name or OUTPUT_NAME, "datatype": spec.datatype, "shape": list(spec.shape or ())}
 
 
 def encode_outputs(predictions: Any, rows: int) -> list[InferOutput]:

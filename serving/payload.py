@@ -3,7 +3,7 @@
 Three request forms reach an MLflow model, and all are accepted:
 
 - one unnamed 2-D tensor, shape ``[rows, features]``, columns in signature
-  order: what real clients send (CONTRACT.md), and what MLServer rejects;
+  order: what real clients send (docs/contract.md), and what MLServer rejects;
 - named per-column tensors, shape ``[rows]`` or ``[rows, 1]``, one per
   signature column (MLServer's style, KServe's e2e examples);
 - ``"parameters": {"content_type": "pd"}``: named columns that become a
@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from kserve.errors import InvalidInput
 
-from serving.signature import INTEGER_TYPES, NUMERIC_TYPES, Column
+from common.mlmodel import Column
+from common.v2_types import V2_TO_NUMPY
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,24 +36,24 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# V2 datatype -> (numpy dtype, numpy kinds accepted in the JSON data).
-# Integers are fine for float tensors; floats for integer tensors only when integral.
-DATATYPES: dict[str, tuple[Any, str]] = {
-    "BOOL": (np.bool_, "b"),
-    "INT8": (np.int8, "iuf"),
-    "INT16": (np.int16, "iuf"),
-    "INT32": (np.int32, "iuf"),
-    "INT64": (np.int64, "iuf"),
-    "UINT8": (np.uint8, "iuf"),
-    "UINT16": (np.uint16, "iuf"),
-    "UINT32": (np.uint32, "iuf"),
-    "UINT64": (np.uint64, "iuf"),
-    "FP32": (np.float32, "iuf"),
-    "FP64": (np.float64, "iuf"),
-    "BYTES": (np.object_, "USO"),
-}
+# MLflow column types a request's values are checked against.
+NUMERIC_TYPES = frozenset({"double", "float", "long", "integer"})
+INTEGER_TYPES = frozenset({"long", "integer"})
 _KIND_NAMES = {"b": "booleans", "i": "integers", "u": "integers", "f": "numbers", "U": "strings", "S": "bytes"}
 PANDAS = "pd"
+
+
+def _json_kinds(dtype: np.dtype) -> str:
+    """The numpy kinds JSON data may hold for ``dtype``: numbers for any number (integral ones checked later)."""
+    if dtype.kind == "b":
+        return "b"
+    return "USO" if dtype.kind == "O" else "iuf"
+
+
+# V2 datatype -> (numpy dtype, numpy kinds accepted in the JSON data); FP16 travels only in binary form.
+DATATYPES: dict[str, tuple[Any, str]] = {
+    name: (np.dtype(dtype).type, _json_kinds(np.dtype(dtype))) for name, dtype in V2_TO_NUMPY.items() if name != "FP16"
+}
 
 
 @dataclass(frozen=True)

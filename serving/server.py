@@ -1,26 +1,32 @@
-"""Run ``kserve.ModelServer`` for one model: one worker, REST only, on the host and port given.
+"""Run ``kserve.ModelServer`` for one model on the host, port and KServe options given.
 
 KServe binds ``0.0.0.0`` with no option to change it; the local target wants
-``127.0.0.1`` (nothing else on the machine should reach a dev model), so
-``_HostModelServer`` sets the host on the REST server's uvicorn config after
-``ModelServer.start`` builds it and before it serves.
+``127.0.0.1`` (nothing else on the machine should reach a dev model). Plain
+V2 JSON infer requests take ``fast_lane.InferFastLane``, which wraps KServe's
+app as the ASGI app uvicorn runs; everything else reaches KServe. Both need
+KServe internals, so ``internals.model_server`` makes the server (and says so
+when it must do without them).
 
 KServe logs a line per request (``kserve.trace`` timings, uvicorn access);
 that costs latency and buries the story, so those loggers only speak in
 verbose mode. A bad request (``InvalidInput``, a 400) is the client's problem:
 it is logged as one warning line, not as an error with a traceback.
-
-Plain V2 JSON infer requests take ``fast_lane.InferFastLane``, which wraps
-KServe's app as the ASGI app uvicorn runs; everything else reaches KServe.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import warnings
+from collections.abc import Mapping
+from typing import Any
 
-from kserve import Model, ModelServer
+from kserve import ModelServer
 from kserve.errors import InvalidInput
+
+from serving.fast_lane import InferFastLane
+from serving.internals import AsgiApp, model_server
+from serving.model import MlflowModel
 
 log = logging.getLogger(__name__)
 
@@ -39,31 +45,6 @@ class BadRequestsAsWarnings(logging.Filter):
         return True
 
 
-class _HostModelServer(ModelServer):
-    def __init__(self, host: str, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.host = host
-        self.models: list[Model] = []
-
-    def start(self, models: list[Model]) -> None:  # type: ignore[override]
-        self.models = list(models)
-        super().start(models)
-
-    async def _serve(self) -> None:
-        # ModelServer.start() made the REST server (config, not yet serving): bind our
-        # host, and put the fast lane in front of KServe's app (which it still sets up).
-        if self._rest_server is not None:
-            from kserve.model_server import app
-
-            from serving.fast_lane import InferFastLane
-            from serving.model import MlflowModel
-
-            ours = {m.name: m for m in self.models if isinstance(m, MlflowModel)}
-            self._rest_server.config.host = self.host
-            self._rest_server.config.app = InferFastLane(app, ours)
-        await super()._serve()
-
-
 def quiet_request_logs(verbose: bool) -> None:
     level = logging.INFO if verbose else logging.WARNING
     for name in PER_REQUEST_LOGGERS:
@@ -73,21 +54,24 @@ def quiet_request_logs(verbose: bool) -> None:
     warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated")
 
 
-def make_server(host: str, port: int, verbose: bool = False) -> ModelServer:
-    """A ModelServer that will listen on ``host:port`` with one worker and no gRPC."""
+def server_options(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of ``values`` that ModelServer takes as keyword arguments: KServe's flags, by their names."""
+    accepted = inspect.signature(ModelServer).parameters
+    return {name: value for name, value in values.items() if name in accepted}
+
+
+def make_server(model: MlflowModel, host: str, options: Mapping[str, Any], verbose: bool = False) -> ModelServer:
+    """A ModelServer for ``model`` that will listen on ``host`` with ``options`` (``http_port``, ``workers``, ...)."""
     quiet_request_logs(verbose)
-    return _HostModelServer(
-        host,
-        http_port=port,
-        workers=1,
-        enable_grpc=False,
-        enable_docs_url=False,
-        enable_latency_logging=verbose,
-    )
+
+    def with_fast_lane(app: AsgiApp) -> AsgiApp:
+        return InferFastLane(app, {model.name: model})
+
+    return model_server(host, with_fast_lane, **options)
 
 
-def serve(model: Model, host: str, port: int, verbose: bool = False) -> None:
+def serve(model: MlflowModel, host: str, options: Mapping[str, Any], verbose: bool = False) -> None:
     """Serve ``model`` (already loaded) until SIGTERM/SIGINT."""
-    server = make_server(host, port, verbose)
-    log.info("serving model %r on http://%s:%s/v2/models/%s/infer", model.name, host, port, model.name)
+    server = make_server(model, host, options, verbose)
+    log.info("serving model %r on http://%s:%s/v2/models/%s/infer", model.name, host, server.http_port, model.name)
     server.start([model])

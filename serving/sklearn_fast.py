@@ -4,11 +4,10 @@ scikit-learn 1.9 spends ~300 us per ``predict`` call validating its input
 (dataframe-library detection, dtype and finiteness checks), against ~3 us for
 the arithmetic of a linear model on one row. The runtime has already checked
 the request (2-D, the model's width, numeric), so for the linear models whose
-``predict`` is exactly ``X @ coef_.T + intercept_`` (``LinearModel.predict``,
-or ``MultiOutputLinearModel``'s which only calls it, with the base, or
-ElasticNet's dense, ``_decision_function``: LinearRegression, Ridge, Lasso,
-ElasticNet, ...) it computes that directly, after a finiteness
-check of its own. Before it is used, the shortcut must reproduce the
+``predict`` is exactly ``X @ coef_.T + intercept_`` (LinearRegression, Ridge,
+Lasso, ElasticNet, ...; telling which needs scikit-learn's private classes,
+see ``internals.is_plain_linear``) it computes that directly, after a
+finiteness check of its own. Before it is used, the shortcut must reproduce the
 estimator's own predictions on probe rows; if not, the estimator's ``predict``
 is used.
 """
@@ -21,21 +20,16 @@ from typing import Any
 
 import numpy as np
 
+from serving.internals import is_plain_linear
+
 log = logging.getLogger(__name__)
 
 
 def linear_predictor(model: Any) -> Callable[[np.ndarray], np.ndarray] | None:
     """``X -> predictions`` equal to ``model.predict(X)`` for dense 2-D numeric X, or None if unsafe."""
-    try:
-        from sklearn.linear_model import ElasticNet
-        from sklearn.linear_model._base import LinearModel, MultiOutputLinearModel
-    except ImportError:  # pragma: no cover - private sklearn names moved: no shortcut
+    if not is_plain_linear(model):
         return None
     kind = type(model)
-    if not isinstance(model, LinearModel) or kind.predict not in (LinearModel.predict, MultiOutputLinearModel.predict):
-        return None
-    if kind._decision_function not in (LinearModel._decision_function, ElasticNet._decision_function):
-        return None
     coef = getattr(model, "coef_", None)
     width = getattr(model, "n_features_in_", None)
     if not isinstance(coef, np.ndarray) or coef.ndim not in (1, 2) or not isinstance(width, int):

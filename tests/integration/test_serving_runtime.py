@@ -3,7 +3,7 @@
 One server per module serves the wine model (skops, MLflow 3.17's default) on
 a free loopback port, started with the CLI the local target and the image use:
 ``python -m serving --model DIR --name wine --port P --host 127.0.0.1``.
-Tests send HTTP as clients do: the exact body from CONTRACT.md, every payload
+Tests send HTTP as clients do: the exact body from docs/contract.md, every payload
 form, every kind of bad payload (a 4xx with a JSON message, never a 500), and
 many requests at once. Nothing asserts on time.
 """
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.integration
 
-# What a real client sends (CONTRACT.md): one unnamed 2-D FP32 tensor, no id, no parameters.
+# What a real client sends (docs/contract.md): one unnamed 2-D FP32 tensor, no id, no parameters.
 REAL_CLIENT_BODY = (
     '{"inputs":[{"name":"input-0","shape":[1,11],"datatype":"FP32",'
     '"data":[[7.0,0.27,0.36,20.7,0.045,45.0,170.0,1.001,3.0,0.45,8.8]]}]}'

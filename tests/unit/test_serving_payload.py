@@ -7,6 +7,7 @@ model sees behind ``POST /v2/models/<name>/infer``.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -14,14 +15,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferRequest
 from kserve.protocol.rest.v2_datamodels import InferenceRequest
 
+from common.mlmodel import MLMODEL, Column
 from serving.loader import ModelLoadError, fetch_model, find_model_dir, load_model
 from serving.model import MlflowModel, encode_outputs
 from serving.payload import PayloadDecoder
-from serving.signature import Column, Tensor, parse_signature
 from tests.fixtures.models import WINE_FEATURES, load_wine_data, wine_feature_rows
 
 # The fast path gives sklearn numpy on purpose; the runtime silences this warning, pytest resets filters.
@@ -279,20 +281,50 @@ def test_decoder_checks_integer_and_text_columns() -> None:
         decoder.decode(request(bad))
 
 
-def test_parse_tensor_signature() -> None:
-    signature = parse_signature(
-        {
-            "signature": {
-                "inputs": '[{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 4]}}]',
-                "outputs": '[{"type": "tensor", "tensor-spec": {"dtype": "int64", "shape": [-1]}}]',
-            }
-        }
-    )
-    assert signature is not None and signature.columns == ()
-    assert signature.inputs == (Tensor(name=None, dtype="float32", shape=(-1, 4)),)
-    assert signature.outputs[0].datatype == "INT64"
-    assert parse_signature({}) is None
-    assert parse_signature({"signature": {"inputs": "not json"}}) is None
+def test_tensor_signature_metadata(wine_model_dir: Path, tmp_path: Path) -> None:
+    model_dir = shutil.copytree(wine_model_dir, tmp_path / "model")
+    mlmodel = yaml.safe_load((model_dir / MLMODEL).read_text())
+    mlmodel["signature"] = {
+        "inputs": '[{"type": "tensor", "tensor-spec": {"dtype": "float64", "shape": [-1, 11]}}]',
+        "outputs": '[{"type": "tensor", "tensor-spec": {"dtype": "int64", "shape": [-1]}}]',
+    }
+    (model_dir / MLMODEL).write_text(yaml.safe_dump(mlmodel))
+    model = MlflowModel("wine", model_dir, {})
+    model.load()
+    (tensor_input,) = model.get_input_types()
+    assert (tensor_input["datatype"], tensor_input["shape"]) == ("FP64", [-1, 11])
+    assert model.get_output_types() == [{"name": "output-0", "datatype": "INT64", "shape": [-1]}]
+    assert model.decoder.columns == ()  # a tensor signature names no columns to check
+
+
+def test_unnamed_columns_are_named_by_position(wine_model_dir: Path, tmp_path: Path) -> None:
+    model_dir = shutil.copytree(wine_model_dir, tmp_path / "model")
+    mlmodel = yaml.safe_load((model_dir / MLMODEL).read_text())
+    mlmodel["signature"]["inputs"] = json.dumps([{"type": "double"}] * 11)
+    (model_dir / MLMODEL).write_text(yaml.safe_dump(mlmodel))
+    model = MlflowModel("wine", model_dir, {})
+    model.load()
+    assert [i["name"] for i in model.get_input_types()] == [str(i) for i in range(11)]
+    row = wine_feature_rows(1)[0]
+    body = {"inputs": [{"name": str(i), "shape": [1], "datatype": "FP64", "data": [v]} for i, v in enumerate(row)]}
+    data, _ = predictions(model, body)
+    assert data == pytest.approx(predictions(model, tensor([row], "FP64"))[0])
+
+
+def test_a_broken_signature_is_ignored_with_a_warning(
+    wine_model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    model_dir = shutil.copytree(wine_model_dir, tmp_path / "model")
+    mlmodel = yaml.safe_load((model_dir / MLMODEL).read_text())
+    mlmodel["signature"]["inputs"] = "not json"
+    (model_dir / MLMODEL).write_text(yaml.safe_dump(mlmodel))
+    model = MlflowModel("wine", model_dir, {})
+    with caplog.at_level("WARNING", logger="serving.loader"):
+        model.load()
+    assert model.loaded.signature is None
+    assert "signature.inputs is not valid JSON" in caplog.text
+    data, _ = predictions(model, tensor(wine_feature_rows(1), "FP64"))
+    assert len(data) == 1
 
 
 def test_encode_outputs_of_each_kind() -> None:
@@ -364,9 +396,7 @@ def test_other_flavours_go_through_pyfunc(tmp_path: Path) -> None:
 
 
 def test_cluster_serving_runtime_manifest() -> None:
-    import yaml
-
-    from serving import parse_args
+    from serving.cli import parse_args
 
     manifest_path = Path(__file__).resolve().parents[2] / "deploy" / "kserve" / "fuseml-mlflow-runtime.yaml"
     manifest = yaml.safe_load(manifest_path.read_text())
@@ -378,6 +408,7 @@ def test_cluster_serving_runtime_manifest() -> None:
     assert spec["protocolVersions"] == ["v2"]
     (container,) = spec["containers"]
     assert container["name"] == "kserve-container"
+    assert container["command"] == ["python", "-m", "serving"]
     args = [a.replace("{{.Name}}", "wine") for a in container["args"]]
     parsed = parse_args(args, {})
-    assert (parsed.model, parsed.name, parsed.port) == ("/mnt/models", "wine", 8080)
+    assert (parsed.model, parsed.model_name, parsed.http_port, parsed.host) == ("/mnt/models", "wine", 8080, "0.0.0.0")
