@@ -18,29 +18,28 @@ import os
 import signal
 import sys
 import threading
-import time
-from collections import deque
 from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import click
 
 from common.errors import StepError
 from common.logs import configure_logging, masker
 from runner.config import CONFIG_FILE, PREDICTOR_TARGETS, Config, load_config, start_stack
-from runner.engine import Codeset, Progress, resolve_codeset, run_workflow
+from runner.engine import run_workflow
 from runner.executors import EXECUTORS, get_executor
-from runner.runs import CANCELLED, FAILED, SUCCEEDED, RunRecord, RunStore, StepRecord
+from runner.formatting import format_duration, format_table
+from runner.progress import ConsoleProgress
+from runner.runs import CANCELLED, SUCCEEDED, RunStore
+from runner.staging import Codeset, resolve_codeset
 from runner.workflow import load_workflow
 
 log = logging.getLogger(__name__)
 
 DEFAULT_STATE_DIR = ".fuseml"
 STATE_ENV = "FUSEML_STEPS_STATE_DIR"
-FAILED_LOG_LINES = 30
-_MARKS = {SUCCEEDED: "ok", FAILED: "FAILED", CANCELLED: "cancelled"}
 
 state_option = click.option(
     "--state-dir",
@@ -199,104 +198,6 @@ def validate(workflow: Path) -> None:
     configure_logging(False, os.environ)
     flow = load_workflow(workflow)
     click.echo(f"{workflow}: workflow {flow.name} is valid ({len(flow.steps)} steps)")
-
-
-class ConsoleProgress(Progress):
-    """Progress for a person: a line per step, live on a terminal, the log tail on failure."""
-
-    def __init__(self, out: TextIO, show_logs: bool = False, live: bool | None = None) -> None:
-        self.out = out
-        self.show_logs = show_logs
-        self.live = out.isatty() if live is None else live
-        self._lock = threading.Lock()
-        self._tail: deque[str] = deque(maxlen=FAILED_LOG_LINES)
-        self._ticker: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._width = max(len("STEP"), 8)
-
-    def run_started(self, run: RunRecord) -> None:
-        self._width = max([len(s.name) for s in run.steps] + [8])
-        self._print(f"run {run.name}: workflow {run.workflow}, executor {run.executor}, codeset {run.codeset}")
-
-    def step_started(self, run: RunRecord, step: StepRecord) -> None:
-        self._tail.clear()
-        if self.live and not self.show_logs:
-            self._stop.clear()
-            self._ticker = threading.Thread(target=self._tick, args=(step,), daemon=True)
-            self._ticker.start()
-        else:
-            self._print(f"  {step.name:<{self._width}}  Running")
-
-    def step_log(self, run: RunRecord, step: StepRecord, line: str) -> None:
-        self._tail.append(line)
-        if self.show_logs:
-            self._print(f"  {step.name:<{self._width}} | {line}")
-
-    def step_finished(self, run: RunRecord, step: StepRecord) -> None:
-        if self._ticker is not None:
-            self._stop.set()
-            self._ticker.join()
-            self._ticker = None
-        detail = step.output if step.status == SUCCEEDED else step.error or ""
-        self._print(
-            f"  {step.name:<{self._width}}  {step.status:<9} {format_duration(step.duration or 0):>7}  {detail}"
-        )
-        if step.status == FAILED and not self.show_logs and self._tail:
-            self._print(f"  --- last {len(self._tail)} lines of {step.log_path} ---")
-            for line in self._tail:
-                self._print(f"  | {line}")
-
-    def run_finished(self, run: RunRecord) -> None:
-        summary = f"run {run.name} {run.status.lower()} in {format_duration(run.duration)}"
-        if run.error and run.status != SUCCEEDED:
-            summary += f": {run.error}"
-        self._print(summary)
-        if run.status != SUCCEEDED:
-            self._print(f"logs: fuseml-steps logs {run.name} [STEP]")
-
-    def _tick(self, step: StepRecord) -> None:
-        spinner = "|/-\\"
-        count = 0
-        while not self._stop.wait(0.25):
-            last = self._tail[-1] if self._tail else ""
-            elapsed = format_duration(time.time() - (step.started or time.time()))
-            text = f"  {step.name:<{self._width}}  Running {spinner[count % 4]} {elapsed:>7}  {last}"
-            with self._lock:
-                self.out.write("\r" + _fit(text) + "\x1b[K")
-                self.out.flush()
-            count += 1
-        with self._lock:
-            self.out.write("\r\x1b[K")
-            self.out.flush()
-
-    def _print(self, text: str) -> None:
-        with self._lock:
-            self.out.write(masker().mask(text) + "\n")
-            self.out.flush()
-
-
-def format_duration(seconds: float) -> str:
-    """``4.2s``, ``3m07s``, ``1h02m``: short and sortable by eye."""
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
-
-
-def format_table(rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
-
-
-def _fit(text: str) -> str:
-    try:
-        columns = os.get_terminal_size().columns
-    except OSError:
-        columns = 120
-    return text if len(text) < columns else text[: columns - 2] + "…"
 
 
 def _pairs(items: tuple[str, ...], option: str) -> dict[str, str]:

@@ -20,10 +20,12 @@ from pathlib import Path
 
 from common.errors import StepError
 from common.logs import configure_logging
-from runner.cli import DEFAULT_STATE_DIR, ConsoleProgress
+from runner.cli import DEFAULT_STATE_DIR
 from runner.config import CONFIG_FILE, load_config
-from runner.engine import resolve_codeset, run_workflow
+from runner.engine import run_workflow
+from runner.progress import ConsoleProgress
 from runner.runs import SUCCEEDED
+from runner.staging import resolve_codeset
 from runner.workflow import load_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +35,7 @@ OUTPUT = "prediction-url"
 
 
 def sample_request(data: Path) -> dict:
-    """The real-client V2 body (CONTRACT.md): one unnamed 1x11 FP32 tensor, features in training order."""
+    """The real-client V2 body (docs/contract.md): one unnamed 1x11 FP32 tensor, features in training order."""
     with data.open(newline="") as f:
         row = next(csv.DictReader(f))
     features = [float(v) for k, v in row.items() if k != "quality"]
@@ -89,7 +91,7 @@ answer:   predicted quality {quality:.2f} (from {json.dumps(answer["outputs"][0]
 Try it:   curl -s -H 'Content-Type: application/json' -d '{json.dumps(body)}' {url}
 Web app:  make winery url={url}   (then open http://127.0.0.1:8501)
 Runs:     .venv/bin/fuseml-steps runs
-Stop:     .venv/bin/python -m steps.predictor stop {app}"""
+Stop:     .venv/bin/fuseml-steps apps stop {app}"""
     )
     return 0
 

@@ -1,19 +1,16 @@
-"""Running a workflow: bind the inputs, stage the codeset, run each step in order.
+"""Running a workflow: bind the inputs, stage the codesets, run each step in order, record it all.
 
-What a step sees is the contract's (CONTRACT.md): ``FUSEML_<INPUT>`` for each
+What a step sees is the contract's (docs/contract.md): ``FUSEML_<INPUT>`` for each
 value input, ``TASK_RESULT`` naming its first output, ``FUSEML_RESULTS_DIR``
 (a per-step folder), ``FUSEML_ENV_WORKFLOW_NAME``/``_NAMESPACE``, its
 extensions' variables, and the codeset as working directory. Its output is the
 content of the result file, which later steps get through
 ``{{ steps.<step>.outputs.<name> }}``.
 
-The codeset: the runner never writes into the user's folder. Each run copies it
-to ``<state>/runs/<run>/codeset`` (without ``.git``, virtualenvs, ``mlruns`` and
-caches) and writes ``.fuseml/_org`` (the codeset's project) and
-``.fuseml/_project`` (its name) there, as FuseML's checkout would have them.
-Name and project come from ``--codeset-name``/``--codeset-project``, else the
-codeset's own ``.fuseml`` files, else the folder name and ``local``. The copy
-is deleted when the run succeeds and kept for inspection when it fails.
+The working directory is a copy of the codeset made for the run (see
+runner/staging.py): deleted when the run succeeds, kept for inspection when it
+fails. Each step's log goes to its file and, line by line, to the run's
+``Progress`` (runner/progress.py).
 """
 
 from __future__ import annotations
@@ -22,8 +19,7 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 
 from common import names
@@ -32,104 +28,17 @@ from common.logs import masker
 from runner.config import Config
 from runner.executors import Executor, StepSpec, get_executor, image_role
 from runner.extensions import ExtensionSetup, step_extensions
+from runner.logtail import LogTail
+from runner.progress import Progress
 from runner.runs import CANCELLED, FAILED, RUNNING, SKIPPED, SUCCEEDED, RunRecord, RunStore, StepRecord
+from runner.staging import Codeset, codesets_by_input, stage_codeset
 from runner.templates import Reference, RefKind, is_template, references, render
-from runner.workflow import CODESET, DEFAULT_CODESET_PATH, Step, Workflow, WorkflowError
+from runner.workflow import DEFAULT_CODESET_PATH, Step, Workflow, WorkflowError, bind_inputs
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ORG = "local"
 RUNS_DIR = "runs"
-# Never copied into a run's codeset: history, environments, local MLflow data, caches.
-_COPY_SKIP = {".git", ".venv", "venv", "mlruns", "mlartifacts", "__pycache__", ".pytest_cache", ".ruff_cache"}
-_FUSEML_KEEP = {"_org", "_project"}
 _JOIN_INTERVAL = 0.2
-
-
-@dataclass(frozen=True)
-class Codeset:
-    """A codeset on disk with the names FuseML would know it by."""
-
-    path: Path
-    name: str
-    project: str = DEFAULT_ORG
-
-
-class Progress:
-    """What a run reports as it goes; the CLI draws it, tests record it. Every hook is optional."""
-
-    def run_started(self, run: RunRecord) -> None:
-        pass
-
-    def step_started(self, run: RunRecord, step: StepRecord) -> None:
-        pass
-
-    def step_log(self, run: RunRecord, step: StepRecord, line: str) -> None:
-        pass
-
-    def step_finished(self, run: RunRecord, step: StepRecord) -> None:
-        pass
-
-    def run_finished(self, run: RunRecord) -> None:
-        pass
-
-
-def resolve_codeset(path: str | Path, name: str | None = None, project: str | None = None) -> Codeset:
-    """The codeset at ``path``; explicit names win over its ``.fuseml`` files and the folder name."""
-    folder = Path(path).expanduser().resolve()
-    if not folder.is_dir():
-        raise WorkflowError(f"codeset {path} is not a folder", hint="pass --codeset with the project's folder")
-    return Codeset(
-        folder,
-        name or _read_first_line(folder / ".fuseml" / "_project") or folder.name,
-        project or _read_first_line(folder / ".fuseml" / "_org") or DEFAULT_ORG,
-    )
-
-
-def stage_codeset(codeset: Codeset, dest: Path, skip: tuple[Path, ...] = ()) -> Path:
-    """Copy ``codeset`` to ``dest`` and write its ``.fuseml`` names there; returns ``dest``."""
-    skipped = {p.resolve() for p in skip}
-
-    def ignore(folder: str, entries: list[str]) -> list[str]:
-        here = Path(folder)
-        ignored = [e for e in entries if e in _COPY_SKIP or (here / e).resolve() in skipped]
-        if here.name == ".fuseml" and here.parent == codeset.path:
-            ignored += [e for e in entries if e not in _FUSEML_KEEP]
-        return ignored
-
-    shutil.copytree(codeset.path, dest, symlinks=True, ignore=ignore)
-    metadata = dest / ".fuseml"
-    metadata.mkdir(exist_ok=True)
-    (metadata / "_org").write_text(codeset.project + "\n")
-    (metadata / "_project").write_text(codeset.name + "\n")
-    return dest
-
-
-def bind_inputs(workflow: Workflow, values: Mapping[str, str], codesets: Mapping[str, Codeset]) -> dict[str, str]:
-    """The value of every workflow input: given, else its default; errors list what is missing."""
-    problems = []
-    known = {i.name for i in workflow.inputs}
-    for name in values:
-        if name not in known:
-            listed = ", ".join(sorted(known)) or "none"
-            problems.append(f"unknown input '{name}' (the workflow's inputs: {listed})")
-    bound: dict[str, str] = {}
-    for item in workflow.inputs:
-        where = workflow.where(item.line)
-        if item.type == CODESET:
-            if item.name not in codesets:
-                problems.append(f"{where}: codeset input '{item.name}' has no codeset: pass --codeset DIR")
-            else:
-                bound[item.name] = codesets[item.name].name
-        elif item.name in values:
-            bound[item.name] = values[item.name]
-        elif item.default is not None:
-            bound[item.name] = item.default
-        else:
-            problems.append(f"{where}: missing required input '{item.name}': pass --input {item.name}=VALUE")
-    if problems:
-        raise WorkflowError(f"the inputs do not fit workflow {workflow.name}", problems)
-    return bound
 
 
 def run_workflow(
@@ -156,8 +65,8 @@ def run_workflow(
     cancel = cancel or threading.Event()
     for secret in config.secrets():
         masker().add(secret)
-    codesets = _codeset_map(workflow, codeset)
-    values = bind_inputs(workflow, inputs, codesets)
+    codesets = codesets_by_input(workflow, codeset)
+    values = bind_inputs(workflow, inputs, {name: c.name for name, c in codesets.items()})
     extensions = {
         s.name: step_extensions(s, config, state_dir, executor.default_predictor_target) for s in workflow.steps
     }
@@ -240,7 +149,7 @@ class _Run:
         record.status, record.started = RUNNING, time.time()
         self.store.save(self.run)
         self.progress.step_started(self.run, record)
-        tail = _LogTail(record.log_path, lambda line: self.progress.step_log(self.run, record, masker().mask(line)))
+        tail = LogTail(record.log_path, lambda line: self.progress.step_log(self.run, record, masker().mask(line)))
         try:
             spec = self.spec(step, record)
             record.image = spec.image
@@ -380,69 +289,3 @@ class _Run:
             for name, value in self.outputs.get(step.name, {}).items():
                 found[name] = value
         return {o.name: found[o.name] for o in self.workflow.outputs if o.name in found}
-
-
-class _LogTail:
-    """Follows a growing log file in a thread and hands each complete line to ``emit``."""
-
-    def __init__(self, path: Path, emit: Callable[[str], None]) -> None:
-        self.path = path
-        self.emit = emit
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._offset = path.stat().st_size if path.exists() else 0
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._follow, name=f"tail-{self.path.stem}", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join()
-            self._thread = None
-
-    def _follow(self) -> None:
-        pending = b""
-        while True:
-            stopping = self._stop.is_set()
-            try:
-                with open(self.path, "rb") as f:
-                    f.seek(self._offset)
-                    chunk = f.read()
-            except FileNotFoundError:
-                chunk = b""
-            self._offset += len(chunk)
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                self.emit(line.decode("utf-8", "replace").rstrip("\r"))
-            if stopping:
-                if pending:
-                    self.emit(pending.decode("utf-8", "replace"))
-                return
-            self._stop.wait(0.1)
-
-
-def _codeset_map(workflow: Workflow, codeset: Codeset | Mapping[str, Codeset] | None) -> dict[str, Codeset]:
-    """Codesets by workflow input name; a single Codeset goes to the workflow's one codeset input."""
-    if codeset is None:
-        return {}
-    if isinstance(codeset, Codeset):
-        inputs = workflow.codeset_inputs
-        if len(inputs) != 1:
-            listed = ", ".join(i.name for i in inputs) or "none"
-            raise WorkflowError(
-                f"workflow {workflow.name} has {len(inputs)} codeset inputs ({listed}), so one --codeset is ambiguous",
-                hint="pass --codeset INPUT=DIR for each",
-            )
-        return {inputs[0].name: codeset}
-    return dict(codeset)
-
-
-def _read_first_line(path: Path) -> str | None:
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except OSError:
-        return None
-    return text.splitlines()[0].strip() if text else None

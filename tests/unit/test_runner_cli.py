@@ -10,11 +10,13 @@ from types import SimpleNamespace
 import pytest
 from click.testing import CliRunner
 
-from runner.cli import ConsoleProgress, cli, format_duration
+from runner.cli import cli
 from runner.config import Config, ConfigError, load_config
 from runner.executors import ExecutorError, get_executor
 from runner.executors.base import StepSpec, image_role
 from runner.executors.docker import DockerExecutor
+from runner.formatting import format_duration
+from runner.progress import ConsoleProgress
 from runner.runs import RunNotFound
 
 
