@@ -3,7 +3,7 @@
 # Template of the builder step (steps/builder), which prepares the context:
 #   build/  requirements.txt, constraints.txt, build-requirements.txt,
 #           python-constraint, check_python.py, run, pip-ca.crt (empty if none)
-#   app/    common/ and steps/trainer/ (the trainer step's code)
+#   app/    steps/trainer/ and the common/ modules it imports (the trainer step's code)
 # and passes BASE_IMAGE, SOURCE, REVISION, CREATED and ENVIRONMENT (the tag).
 # Works with the classic builder (docker SDK), BuildKit and buildah alike: no
 # RUN --mount, so the PyPI CA travels through the throwaway stage below.

@@ -37,9 +37,9 @@ def run_builder(env: dict[str, str], codeset: Path) -> float:
 
 
 def main() -> None:
+    from runner.services.registry import Registry
     from tools.base_image import ensure_base_image
     from tools.dockerd import ensure_docker
-    from runner.services.registry import Registry
 
     client = ensure_docker()
     base = ensure_base_image(client)

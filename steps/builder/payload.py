@@ -1,47 +1,66 @@
-"""What the builder puts next to the environment: the trainer code, the ``run``
-command and the image template, and the build context made of them.
+"""What the builder puts next to the environment, and the build context made of it.
 
-The trainer code and template are part of the builder's version for tagging:
-an image holds them, so a change to either must make a new tag even when the
-codeset's requirements did not change.
+The payload is every file of the build context that this checkout decides (the
+codeset decides the rest: the pip inputs, hashed through the spec): the image
+template, the Python check, the ``run`` command and the trainer code. It is
+both what the context is written from and what the builder's version hashes,
+so an image's tag changes exactly when what it holds (or was built with)
+changes. The trainer code is the trainer package plus the modules of ours it
+imports, found by ``modulefinder``: an edit to the builder's own modules or to
+a ``common/`` module the trainer does not import leaves every tag as it was.
 """
 
 from __future__ import annotations
 
 import hashlib
 import shutil
-from collections.abc import Iterator
+from modulefinder import ModuleFinder
 from pathlib import Path
 
-from steps.builder.envspec import EnvSpec
 from steps.builder import __version__
+from steps.builder.envspec import EnvSpec
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = PROJECT_ROOT / "Dockerfiles" / "trainer.Dockerfile"
-CHECK_PYTHON = Path(__file__).resolve().parent / "check_python.py"
-# The trainer and what it imports: copied into every image and venv.
-APP_PARTS = ("common", "steps/__init__.py", "steps/trainer")
+# Inside the project root (this checkout, or /opt/fuseml in the builder image).
+TEMPLATE = "Dockerfiles/trainer.Dockerfile"
+CHECK_PYTHON = "steps/builder/check_python.py"
+TRAINER_PACKAGE = "steps/trainer"
 TRAINER_MODULE = "steps.trainer"
+# Inside the build context and the image.
+APP = "app"
+RUN = "build/run"
 IMAGE_VENV = "/opt/venv"
 IMAGE_APP = "/opt/fuseml"
+DOCKERIGNORE = "**/__pycache__\n"
 
 
-def app_files() -> Iterator[tuple[str, Path]]:
-    """(path relative to the project root, file) for every file of the trainer payload, sorted."""
-    found: list[tuple[str, Path]] = []
-    for part in APP_PARTS:
-        path = PROJECT_ROOT / part
-        files = [path] if path.is_file() else sorted(path.rglob("*.py"))
-        found.extend((str(f.relative_to(PROJECT_ROOT)), f) for f in files if "__pycache__" not in f.parts)
-    yield from sorted(found)
+def trainer_code(root: Path = PROJECT_ROOT) -> dict[str, Path]:
+    """The trainer package and every module of ours it imports, by path relative to ``root``, sorted."""
+    finder = ModuleFinder(path=[str(root)])
+    for path in sorted((root / TRAINER_PACKAGE).rglob("*.py")):
+        if "__pycache__" not in path.parts:
+            finder.import_hook(".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__"))
+    files = [Path(module.__file__) for module in finder.modules.values() if module.__file__]
+    return {str(f.relative_to(root)): f for f in sorted(files) if f.is_relative_to(root)}
 
 
-def builder_version() -> str:
-    """``<version>+<hash of template, helper scripts and trainer code>``."""
+def payload(root: Path = PROJECT_ROOT) -> dict[str, bytes]:
+    """Path in the build context -> content, for every file this checkout puts there."""
+    files = {
+        "Dockerfile": (root / TEMPLATE).read_bytes(),
+        "build/check_python.py": (root / CHECK_PYTHON).read_bytes(),
+        RUN: run_script(IMAGE_VENV).encode(),
+        ".dockerignore": DOCKERIGNORE.encode(),
+    }
+    files.update((f"{APP}/{name}", path.read_bytes()) for name, path in trainer_code(root).items())
+    return dict(sorted(files.items()))
+
+
+def builder_version(root: Path = PROJECT_ROOT) -> str:
+    """``<version>+<hash of the payload>``: part of every tag, so a changed payload makes new images."""
     digest = hashlib.sha256()
-    for name, path in [("Dockerfile", TEMPLATE), ("check_python.py", CHECK_PYTHON), *app_files()]:
-        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
-    digest.update(run_script(IMAGE_VENV).encode())
+    for name, content in payload(root).items():
+        digest.update(name.encode() + b"\0" + content + b"\0")
     return f"{__version__}+{digest.hexdigest()[:12]}"
 
 
@@ -55,21 +74,18 @@ def run_script(venv: str | Path) -> str:
 
 
 def copy_app(destination: Path) -> None:
-    """Copy the trainer payload (``common/``, ``steps/trainer/``) under ``destination``."""
-    for name, path in app_files():
-        target = destination / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, target)
+    """Write the payload's trainer code (``common/``, ``steps/trainer/`` files) under ``destination``."""
+    prefix = f"{APP}/"
+    _write(destination, {name.removeprefix(prefix): c for name, c in payload().items() if name.startswith(prefix)})
 
 
 def write_environment_files(folder: Path, spec: EnvSpec, pip_ca: Path | None) -> None:
-    """The files pip is run with: requirements, constraints, build dependencies, CA, checks."""
+    """The files pip is run with: requirements, constraints, build dependencies, Python constraint, CA."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "requirements.txt").write_text(spec.requirements_text())
     (folder / "constraints.txt").write_text(spec.constraints_text())
     (folder / "build-requirements.txt").write_text("".join(f"{b}\n" for b in spec.build_dependencies))
     (folder / "python-constraint").write_text(f"{spec.python or ''}\n{spec.source}\n")
-    shutil.copy2(CHECK_PYTHON, folder / "check_python.py")
     ca = folder / "pip-ca.crt"
     if pip_ca is not None:
         shutil.copyfile(pip_ca, ca)
@@ -78,14 +94,15 @@ def write_environment_files(folder: Path, spec: EnvSpec, pip_ca: Path | None) ->
 
 
 def write_context(folder: Path, spec: EnvSpec, pip_ca: Path | None) -> Path:
-    """A docker build context: Dockerfile, ``build/`` (pip inputs, ``run``) and ``app/`` (trainer code)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(TEMPLATE, folder / "Dockerfile")
-    build = folder / "build"
-    write_environment_files(build, spec, pip_ca)
-    run = build / "run"
-    run.write_text(run_script(IMAGE_VENV))
-    run.chmod(0o755)
-    copy_app(folder / "app")
-    (folder / ".dockerignore").write_text("**/__pycache__\n")
+    """A docker build context: the payload (Dockerfile, ``build/``, ``app/``) plus the codeset's pip inputs."""
+    _write(folder, payload())
+    (folder / RUN).chmod(0o755)
+    write_environment_files(folder / "build", spec, pip_ca)
     return folder
+
+
+def _write(folder: Path, files: dict[str, bytes]) -> None:
+    for name, content in files.items():
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)

@@ -1,6 +1,6 @@
 """The builder's inputs, read once at the start and passed down as one value.
 
-FuseML's builder inputs keep their names and defaults (see CONTRACT.md); a few
+FuseML's builder inputs keep their names and defaults (see docs/contract.md); a few
 of them only meant something to FuseML's conda/kaniko builder and are accepted
 and logged as ignored, so existing workflows run unchanged.
 """

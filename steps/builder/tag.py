@@ -2,7 +2,9 @@
 
 Inputs: the normalised environment (so order, whitespace and comments do not
 count), the base image (its digest where known, else its name), the builder's
-version (which covers the template and the trainer code) and the platform.
+version (a hash of exactly the files the builder adds to the image: the
+template, the Python check, ``run`` and the trainer code; see ``payload.py``)
+and the platform.
 Same inputs, same tag, on any machine: that is what lets a second run find the
 image and skip the build.
 """

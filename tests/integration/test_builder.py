@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from common.ports import free_port
 from common.processes import stop_process_group
-from steps.builder.registry import ImageRef, RegistryClient
 from common.storage import open_store
 from runner.services import start_process, wait_until
-from common.ports import free_port
+from steps.builder.registry import ImageRef, RegistryClient
 from tests.fixtures.codesets import checkout_wine
 from tests.fixtures.images import our_image
 from tests.fixtures.services import read_result, run_step

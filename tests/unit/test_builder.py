@@ -1,27 +1,29 @@
-"""Builder logic without a container engine: settings, tags, build context,
-log following, backend choice, and the venv backend's lock."""
+"""Builder logic without a container engine: settings, tags and the files they hash,
+build context, log following, backend choice, and the venv backend's lock."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from steps.builder.envspec import EnvSpec, load_envspec
 from common.errors import InputError
-from steps.builder.registry import RegistryError
 from steps.builder.backends import choose_backend, detect, load_backend
 from steps.builder.backends.base import BuildError, BuildPlan, error_lines
 from steps.builder.backends.docker import follow_build, follow_push
 from steps.builder.backends.venv import MARKER, VenvBackend
 from steps.builder.check_python import satisfied
-from steps.builder.payload import builder_version, write_context
+from steps.builder.envspec import EnvSpec, load_envspec
+from steps.builder.payload import CHECK_PYTHON, builder_version, copy_app, payload, trainer_code, write_context
+from steps.builder.registry import RegistryError
 from steps.builder.settings import BuilderSettings
 from steps.builder.tag import environment_tag
 
-WINE = Path(__file__).resolve().parents[2] / "examples" / "codesets" / "wine"
+ROOT = Path(__file__).resolve().parents[2]
+WINE = ROOT / "examples" / "codesets" / "wine"
 
 
 def test_defaults_are_fusemls() -> None:
@@ -83,8 +85,68 @@ def test_build_context_has_template_inputs_and_trainer(tmp_path: Path) -> None:
     assert not (context / "app" / "steps" / "builder").exists()
 
 
+# What write_context adds from the codeset's spec (and pip's CA); everything else is the payload.
+SPEC_FILES = {f"build/{n}" for n in ("requirements.txt", "constraints.txt", "build-requirements.txt")} | {
+    "build/python-constraint",
+    "build/pip-ca.crt",
+}
+
+
+def files_under(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_the_context_holds_exactly_the_hashed_payload(tmp_path: Path) -> None:
+    written = files_under(write_context(tmp_path / "ctx", load_envspec(WINE), None))
+    assert SPEC_FILES <= set(written)
+    assert {name: content for name, content in written.items() if name not in SPEC_FILES} == payload()
+    copy_app(tmp_path / "venv-app")
+    app = {name.removeprefix("app/"): c for name, c in payload().items() if name.startswith("app/")}
+    assert files_under(tmp_path / "venv-app") == app
+
+
+def test_trainer_code_is_the_trainer_and_what_it_imports() -> None:
+    code = trainer_code()
+    assert {"steps/__init__.py", "steps/trainer/__main__.py", "common/entrypoint.py", "common/errors.py"} <= set(code)
+    assert not any(name.startswith("steps/builder/") for name in code)
+
+
+def test_the_tag_hashes_what_goes_into_the_image_and_nothing_else(tmp_path: Path) -> None:
+    root = tmp_path / "checkout"
+    for part in ("common", "steps", "Dockerfiles"):
+        shutil.copytree(ROOT / part, root / part, ignore=shutil.ignore_patterns("__pycache__"))
+    spec = load_envspec(WINE)
+
+    def tag() -> str:
+        return environment_tag(spec, "sha256:abc", builder_version(root), "linux/amd64")
+
+    def edit(name: str, line: str = "# edited") -> None:
+        with open(root / name, "a") as f:
+            f.write(f"\n{line}\n")
+
+    first = tag()
+    assert builder_version(root) == builder_version(), "the same files hash the same wherever they are"
+    edit("steps/builder/registry/client.py")
+    edit("steps/builder/step.py")
+    (root / "common" / "unused_by_the_trainer.py").write_text("VALUE = 1\n")
+    assert tag() == first, "files the image does not hold do not count"
+
+    seen = {first}
+    for name in ("common/errors.py", "steps/trainer/step.py", "Dockerfiles/trainer.Dockerfile", CHECK_PYTHON):
+        edit(name)
+        assert tag() not in seen, f"an edit of {name} must change the tag"
+        seen.add(tag())
+
+    assert "app/common/unused_by_the_trainer.py" not in payload(root)
+    edit("steps/trainer/launch.py", "import common.unused_by_the_trainer")
+    assert "app/common/unused_by_the_trainer.py" in payload(root), "a module the trainer starts importing is copied"
+    before = tag()
+    edit("common/unused_by_the_trainer.py")
+    assert tag() != before
+
+
 def test_template_keeps_the_ca_in_the_throwaway_stage() -> None:
-    text = (Path(__file__).resolve().parents[2] / "Dockerfiles" / "trainer.Dockerfile").read_text()
+    text = (ROOT / "Dockerfiles" / "trainer.Dockerfile").read_text()
     final = text.split("\nFROM ${BASE_IMAGE}\n", 1)[1]
     instructions = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
     assert "build/" not in final and "pip-ca" not in final and "--mount" not in instructions

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from common.errors import CodesetError
 from steps.builder.envspec import (
     TRAINER_REQUIREMENTS,
     find_environment_file,
@@ -14,8 +15,7 @@ from steps.builder.envspec import (
     normalise_python,
     python_satisfies,
 )
-from steps.builder.envspec_conda import split_conda_spec
-from common.errors import CodesetError
+from steps.builder.envspec.conda import split_conda_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 

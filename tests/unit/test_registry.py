@@ -1,23 +1,38 @@
 """Registry client against a small in-process registry on loopback: references,
-manifest HEAD, Bearer and Basic challenges, docker config credentials, TLS with a CA."""
+manifest HEAD, Bearer and Basic challenges, docker config credentials, and TLS: a registry
+on 127.0.0.1 with a certificate from a CA made here, verified when a CA file is given."""
 
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import ssl
-import subprocess
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from common.errors import InputError
-from steps.builder.registry import MANIFEST_TYPES, ImageRef, RegistryClient, RegistryError, RegistryUnavailable, is_loopback
-from steps.builder.registry_auth import credentials_for
+from steps.builder.registry import (
+    MANIFEST_TYPES,
+    ImageRef,
+    RegistryClient,
+    RegistryError,
+    RegistryUnavailable,
+    UntrustedRegistry,
+    is_loopback,
+)
+from steps.builder.registry.auth import credentials_for
 
 DIGEST = "sha256:" + "a" * 64
 USER, PASSWORD, TOKEN = "alice", "s3cret", "tok-123"
@@ -188,26 +203,151 @@ def test_plain_http_only_for_loopback_or_insecure() -> None:
     assert RegistryClient("registry.example", insecure_registries=["registry.example"]).insecure
 
 
-def test_tls_with_custom_ca(tmp_path: Path) -> None:
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
-        + ["-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
+def test_who_is_verified(tmp_path: Path) -> None:
+    ca = write_ca(tmp_path, "ca.pem")
+    assert RegistryClient("registry.example").verify
+    assert RegistryClient("registry.example", ca_file=str(ca)).verify
+    assert not RegistryClient("127.0.0.1:5000").verify, "loopback without a CA: unverified, as Docker"
+    assert RegistryClient("127.0.0.1:5000", ca_file=str(ca)).verify, "loopback with a CA: verified"
+    named = RegistryClient("127.0.0.1:5000", ca_file=str(ca), insecure_registries=["127.0.0.1:5000"])
+    assert not named.verify, "a registry named insecure is never verified"
+
+
+@dataclass(frozen=True)
+class TlsRegistry:
+    """An HTTPS registry on 127.0.0.1 whose certificate ``ca`` signed; ``other_ca`` signed nothing of it."""
+
+    server: ThreadingHTTPServer
+    ca: Path
+    other_ca: Path
+
+    @property
+    def host(self) -> str:
+        return host_of(self.server)
+
+
+@pytest.fixture
+def tls_registry(tmp_path: Path) -> Iterator[TlsRegistry]:
+    ca_key, ca_cert = certificate_authority("fuseml test CA")
+    other_key, other_cert = certificate_authority("fuseml other CA")
+    key, cert = server_certificate(ca_key, ca_cert, "127.0.0.1")
+    (tmp_path / "server.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "server.key").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
+    (tmp_path / "ca.pem").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "other-ca.pem").write_bytes(other_cert.public_bytes(serialization.Encoding.PEM))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
+    context.load_cert_chain(tmp_path / "server.pem", tmp_path / "server.key")
     server = start("open", context)
-    try:
-        host = host_of(server)
-        # Loopback, so TLS is tried first; with the CA given it is verified.
-        client = RegistryClient(host, ca_file=str(cert))
-        assert client.manifest_digest("team/app", "v1") == DIGEST
-        assert client._scheme == "https"
-    finally:
-        server.shutdown()
-        server.server_close()
+    yield TlsRegistry(server, tmp_path / "ca.pem", tmp_path / "other-ca.pem")
+    server.shutdown()
+    server.server_close()
+
+
+def test_tls_on_loopback_is_verified_with_the_right_ca(tls_registry: TlsRegistry) -> None:
+    client = RegistryClient(tls_registry.host, ca_file=str(tls_registry.ca))
+    assert client.manifest_digest("team/app", "v1") == DIGEST
+    assert client._scheme == "https"
+    assert tls_registry.server.requests, "the request reached the registry over TLS"  # type: ignore[attr-defined]
+
+
+def test_tls_on_loopback_with_a_wrong_ca_fails_clearly(tls_registry: TlsRegistry) -> None:
+    client = RegistryClient(tls_registry.host, ca_file=str(tls_registry.other_ca))
+    with pytest.raises(UntrustedRegistry) as caught:
+        client.manifest_digest("team/app", "v1")
+    message = str(caught.value)
+    assert f"registry {tls_registry.host}: its TLS certificate is not trusted (unable to get local issuer" in message
+    assert caught.value.hint is not None and str(tls_registry.other_ca) in caught.value.hint
+    assert "registry_ca" in caught.value.hint
+    assert tls_registry.server.requests == [], "no request got past the handshake"  # type: ignore[attr-defined]
+
+
+def test_tls_on_loopback_without_a_ca_or_named_insecure_is_not_verified(tls_registry: TlsRegistry) -> None:
+    assert RegistryClient(tls_registry.host).manifest_digest("team/app", "v1") == DIGEST
+    named = RegistryClient(
+        tls_registry.host, ca_file=str(tls_registry.other_ca), insecure_registries=[tls_registry.host]
+    )
+    assert named.manifest_digest("team/app", "v1") == DIGEST
+
+
+def test_plain_http_loopback_registry_still_answers_when_a_ca_is_given(
+    registry: ThreadingHTTPServer, tmp_path: Path
+) -> None:
+    client = RegistryClient(host_of(registry), ca_file=str(write_ca(tmp_path, "ca.pem")))
+    assert client.manifest_digest("team/app", "v1") == DIGEST
+    assert client._scheme == "http"
+
+
+def test_unusable_ca_file_is_an_input_error(tmp_path: Path) -> None:
+    bad = tmp_path / "ca.pem"
+    bad.write_text("not a certificate\n")
+    with pytest.raises(InputError, match=f"registry CA file {bad} cannot be used"):
+        RegistryClient("registry.example", ca_file=str(bad))
+
+
+def certificate_authority(name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A self-signed CA certificate valid for a day."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def server_certificate(
+    ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate, ip: str
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A server certificate for ``ip``, signed by the CA."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ip)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def write_ca(folder: Path, name: str) -> Path:
+    """A CA certificate file (of a CA that signed nothing)."""
+    path = folder / name
+    path.write_bytes(certificate_authority("fuseml unused CA")[1].public_bytes(serialization.Encoding.PEM))
+    return path
 
 
 def test_credentials_spellings() -> None:

@@ -30,11 +30,11 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from steps.builder.registry import ImageRef, RegistryError, is_loopback
-from steps.builder.registry_auth import config_path
 from steps.builder.backends.base import BaseIdentity, BuildError, BuildPlan, error_lines, host_platform
 from steps.builder.backends.image import ImageBackend
 from steps.builder.payload import write_context
+from steps.builder.registry import ImageRef, RegistryError, is_loopback
+from steps.builder.registry.auth import config_path
 
 log = logging.getLogger(__name__)
 

@@ -19,12 +19,12 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from steps.builder.registry import ImageRef, RegistryError
-from steps.builder.registry_auth import credentials_for, load_config
 from steps.builder.backends.base import BaseIdentity, BuildError, BuildPlan, error_lines, host_platform
 from steps.builder.backends.docker_probe import DockerProbe
 from steps.builder.backends.image import ImageBackend
 from steps.builder.payload import write_context
+from steps.builder.registry import ImageRef, RegistryError
+from steps.builder.registry.auth import credentials_for, load_config
 from steps.builder.settings import BuilderSettings
 
 log = logging.getLogger(__name__)

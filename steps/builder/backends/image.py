@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 
-from steps.builder.registry import RegistryClient
 from steps.builder.backends.base import Backend, BuildPlan
+from steps.builder.registry import RegistryClient
 
 log = logging.getLogger(__name__)
 

@@ -30,9 +30,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from steps.builder.envspec import python_satisfies
 from common.errors import InputError
 from steps.builder.backends.base import Backend, BaseIdentity, BuildError, BuildPlan, error_lines
+from steps.builder.envspec import python_satisfies
 from steps.builder.payload import copy_app, run_script, write_environment_files
 
 log = logging.getLogger(__name__)

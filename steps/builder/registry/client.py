@@ -6,10 +6,19 @@ types accepted. Registries answer ``401`` with a challenge: ``Bearer`` (fetch
 a token from the realm, with the docker config's credentials when there are
 some) or ``Basic`` (send them directly).
 
-Transport: HTTPS, verified against the system CAs or a CA file given. Plain
-HTTP only for loopback hosts and registries named insecure (like Docker's
-``insecure-registries``): for those HTTPS is tried first, unverified, and HTTP
-used when the server does not speak TLS.
+Transport: HTTPS, verified against the system CAs plus the CA file given
+(input ``registry_ca``). Plain HTTP only where Docker allows it: loopback
+hosts and registries named insecure (Docker's ``insecure-registries``); for
+those HTTPS is tried first and HTTP used when the server does not speak TLS.
+Whose certificate is checked:
+
+- a registry named insecure: never (that is what naming it means);
+- a loopback registry: when a CA file is given (whoever hands us a CA for a
+  TLS registry on 127.0.0.1 expects it to be checked), else not, as Docker;
+- any other registry: always.
+
+A certificate that fails the check is an error naming the CA file, never a
+reason to fall back to HTTP.
 
 Built on urllib (standard library) so the builder's cache-hit path stays fast.
 """
@@ -18,7 +27,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import ipaddress
 import json
 import logging
 import re
@@ -27,11 +35,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from common.errors import InputError, ServiceUnavailable, StepError
-from steps.builder.registry_auth import Credentials, config_path, credentials_for, load_config
+from steps.builder.registry.auth import Credentials, config_path, credentials_for, load_config
+from steps.builder.registry.reference import DOCKER_HUB, ImageRef, is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +49,6 @@ MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.list.v2+json",
     "application/vnd.docker.distribution.manifest.v2+json",
 )
-DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
@@ -50,69 +57,12 @@ class RegistryError(StepError):
     """A registry refused a request (authentication, permission, bad answer)."""
 
 
+class UntrustedRegistry(RegistryError):
+    """A registry's TLS certificate does not verify against the system CAs and the CA file given."""
+
+
 class RegistryUnavailable(ServiceUnavailable):
     """A registry did not answer."""
-
-
-@dataclass(frozen=True)
-class ImageRef:
-    """``registry/repository:tag@digest``, with Docker's defaults made explicit."""
-
-    registry: str
-    repository: str
-    tag: str | None = None
-    digest: str | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> ImageRef:
-        """Parse an image reference as docker does (``python:3.11`` is ``docker.io/library/python:3.11``)."""
-        ref = text.strip()
-        if not ref or any(c.isspace() for c in ref):
-            raise InputError(f"{text!r} is not an image reference")
-        name, _, digest = ref.partition("@")
-        first, slash, rest = name.partition("/")
-        if slash and ("." in first or ":" in first or first == "localhost"):
-            registry, path = first, rest
-        else:
-            registry, path = DOCKER_HUB, name
-        tag = None
-        last = path.rsplit("/", 1)[-1]
-        if ":" in last:
-            path, tag = path.rsplit(":", 1)
-        if registry == DOCKER_HUB and "/" not in path:
-            path = f"library/{path}"
-        if not re.fullmatch(r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*", path):
-            raise InputError(f"{text!r}: repository {path!r} is not valid (lower-case letters, digits, . _ - /)")
-        if tag is not None and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", tag):
-            raise InputError(f"{text!r}: tag {tag!r} is not valid")
-        if digest and not re.fullmatch(r"[a-z0-9]+:[a-f0-9]{32,}", digest):
-            raise InputError(f"{text!r}: digest {digest!r} is not valid")
-        return cls(registry, path, tag, digest or None)
-
-    @property
-    def reference(self) -> str:
-        """What to ask the registry for: the digest if pinned, else the tag (default ``latest``)."""
-        return self.digest or self.tag or "latest"
-
-    def __str__(self) -> str:
-        text = f"{self.registry}/{self.repository}"
-        if self.tag:
-            text += f":{self.tag}"
-        if self.digest:
-            text += f"@{self.digest}"
-        return text
-
-
-def is_loopback(host: str) -> bool:
-    """``127.0.0.1:5000``, ``localhost``, ``[::1]:5000`` -> True."""
-    name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.startswith("[") else host
-    name = name.strip("[]")
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 class RegistryClient:
@@ -130,14 +80,16 @@ class RegistryClient:
         self.api_host = DOCKER_HUB_API if host == DOCKER_HUB else host
         self.environ = dict(environ or {})
         self.timeout = timeout
-        self.insecure = is_loopback(host) or host in set(insecure_registries)
+        self.ca_file = ca_file or None
+        named_insecure = host in set(insecure_registries)
+        # May fall back to plain http.
+        self.insecure = is_loopback(host) or named_insecure
+        # Checks the server's certificate (the rules in the module docstring).
+        self.verify = not named_insecure and (self.ca_file is not None or not self.insecure)
         self._credentials: Credentials | None | bool = False  # False: not looked up yet
         self._tokens: dict[str, str] = {}
         self._scheme: str | None = None
-        self._context = ssl.create_default_context(cafile=ca_file or None)
-        if self.insecure:
-            self._context.check_hostname = False
-            self._context.verify_mode = ssl.CERT_NONE
+        self._context = tls_context(self.ca_file, self.verify)
 
     def manifest_digest(self, repository: str, reference: str) -> str | None:
         """The digest of ``repository:reference``, or None when the registry has no such manifest."""
@@ -186,6 +138,8 @@ class RegistryClient:
                 status, answer, body = self._open(urllib.request.Request(url, method=method, headers=all_headers))
             except (ssl.SSLError, urllib.error.URLError, ConnectionError) as e:
                 reason = getattr(e, "reason", e)
+                if isinstance(reason, ssl.SSLCertVerificationError):
+                    raise self._untrusted(f"registry {self.host}", reason) from e
                 if scheme == "https" and self.insecure and self._scheme is None and _is_tls_mismatch(reason):
                     log.debug("%s does not speak TLS (%s): trying http", self.host, reason)
                     last_error = e
@@ -210,6 +164,15 @@ class RegistryClient:
                 return response.status, response.headers, response.read()
         except urllib.error.HTTPError as e:
             return e.code, e.headers, e.read() if e.fp else b""
+
+    def _untrusted(self, what: str, reason: ssl.SSLCertVerificationError) -> UntrustedRegistry:
+        problem = reason.verify_message or str(reason)
+        if self.ca_file:
+            hint = f"the CA file {self.ca_file} (input registry_ca) did not sign it: give the CA bundle that did"
+        else:
+            hint = "give the CA bundle that signed it as input registry_ca"
+        hint += f", or name {self.host} in insecure_registries to skip the check"
+        return UntrustedRegistry(f"{what}: its TLS certificate is not trusted ({problem})", hint)
 
     def _unreachable(self, url: str, reason: object) -> RegistryUnavailable:
         hint = "check the registry name and that it is running"
@@ -259,6 +222,9 @@ class RegistryClient:
         try:
             status, _, body = self._open(urllib.request.Request(url, headers=headers))
         except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
+            reason = getattr(e, "reason", e)
+            if isinstance(reason, ssl.SSLCertVerificationError):
+                raise self._untrusted(f"token service {params['realm']} of {self.host}", reason) from e
             raise RegistryUnavailable(f"token service {params['realm']} of {self.host} does not answer ({e})") from e
         if status != 200:
             raise RegistryError(
@@ -273,6 +239,22 @@ class RegistryClient:
 
     def _login_hint(self) -> str:
         return f"put credentials for {self.host} in {config_path(self.environ)} (docker login {self.host})"
+
+
+def tls_context(ca_file: str | None, verify: bool) -> ssl.SSLContext:
+    """The system CAs plus ``ca_file`` (a private registry beside Docker Hub needs both); no check unless ``verify``."""
+    context = ssl.create_default_context()
+    if ca_file:
+        try:
+            context.load_verify_locations(cafile=ca_file)
+        except (OSError, ssl.SSLError) as e:
+            raise InputError(
+                f"registry CA file {ca_file} cannot be used ({e})", "give a PEM CA bundle as input registry_ca"
+            ) from e
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def _basic(username: str, password: str) -> str:
