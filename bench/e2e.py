@@ -5,7 +5,7 @@ examples/codesets/wine`` as a user would (process executor, the default local
 setup: sqlite MLflow store and local artifacts in the state folder, the
 builder's venv backend, the predictor's local target) and times the wall clock
 from the command's start to a 200 answer, with a prediction, to the real-client
-V2 body (CONTRACT.md) POSTed to the printed ``prediction-url``.
+V2 body (docs/contract.md) POSTed to the printed ``prediction-url``.
 
 - cold: a fresh ``--state-dir`` and a fresh builder cache (``XDG_CACHE_HOME``,
   where the builder keeps its venvs and the predictor its state), so the venv is
@@ -38,7 +38,7 @@ WARM_TARGET_S = 30.0
 QUICK_ENV = "FUSEML_BENCH_QUICK"
 QUICK_FOLDER = Path(tempfile.gettempdir()) / "fuseml-bench-e2e"
 RUN_TIMEOUT = 1800
-# What a real client sends (CONTRACT.md): one unnamed [1, 11] tensor, columns in training order.
+# What a real client sends (docs/contract.md): one unnamed [1, 11] tensor, columns in training order.
 BODY = {
     "inputs": [
         {

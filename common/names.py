@@ -1,6 +1,6 @@
 """Every external name the steps read or write, spelled once.
 
-The contract (see CONTRACT.md) fixes these names: FuseML turns workflow inputs
+The contract (see docs/contract.md) fixes these names: FuseML turns workflow inputs
 into ``FUSEML_<NAME>`` variables and extensions into their usual variables.
 """
 

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainerSettings:
-    """The trainer's inputs (CONTRACT.md), with FuseML's defaults."""
+    """The trainer's inputs (docs/contract.md), with FuseML's defaults."""
 
     experiment: str
     entry_point: str

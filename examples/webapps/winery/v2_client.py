@@ -1,6 +1,6 @@
 """A minimal Open Inference Protocol (V2) client: one row of features in, one number out.
 
-It sends what real clients send (CONTRACT.md): one unnamed 2-D FP32 tensor,
+It sends what real clients send (docs/contract.md): one unnamed 2-D FP32 tensor,
 ``input-0``, shape ``[1, n]``, columns in the model's training order. Every
 failure becomes a ``PredictionError`` whose message a person can act on (which
 URL, what came back, what to check), because the page shows it as it is; no
