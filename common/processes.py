@@ -1,42 +1,89 @@
-"""Stopping a child process and everything it started.
+"""Stopping a process and everything it started.
 
-Steps, services and test servers start children in their own session
-(``start_new_session=True``), so a whole tree can be ended by its process
-group: SIGTERM first, for a clean exit, then SIGKILL when it lingers.
+Steps, services, test servers and the predictor's local servers start their
+children in their own session (``start_new_session=True``), so a whole tree can
+be ended by its process group: SIGTERM first, for a clean exit, then SIGKILL
+when it lingers. Two kinds of process get stopped: a ``Popen`` the caller owns
+(and must reap), and a pid an earlier run recorded in a file, which may have
+exited long ago and had its pid reused by something else, so it is signalled
+only while it still runs the module it was started with.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import signal
 import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from common.errors import ExecutionError
+from common.polling import wait_until
 
 log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.05
+KILL_WAIT_SECONDS = 5.0
 
 
 def stop_process_group(proc: subprocess.Popen | None, timeout: float = 10.0) -> None:
     """SIGTERM the process group of ``proc``, then SIGKILL it if it lingers; reaps ``proc``."""
     if proc is None:
         return
-    try:
-        pgid = os.getpgid(proc.pid)
-    except ProcessLookupError:
-        proc.wait()
-        return
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            proc.wait(timeout=wait)
-            break
-        except subprocess.TimeoutExpired:
-            log.warning("process group %s ignored %s", pgid, sig.name)
-    # The leader may be gone while others of its group linger: end them too.
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    _end_group(proc.pid, running=lambda: proc.poll() is None, timeout=timeout)
     proc.wait()
+
+
+def stop_recorded_process(pid: int, module: str, timeout: float = 10.0) -> bool:
+    """``stop_process_group`` for a recorded ``pid`` of ``python -m <module>``; True if it was running.
+
+    A pid that no longer runs ``module`` is someone else's now and is left alone.
+    """
+    if not runs_module(pid, module):
+        return False
+    _end_group(pid, running=lambda: runs_module(pid, module), timeout=timeout)
+    return True
+
+
+def runs_module(pid: int, module: str) -> bool:
+    """True when ``pid`` is running (not a zombie) with ``-m <module>`` on its command line."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    zombie = stat.rsplit(")", 1)[-1].split()[0] == "Z"  # it has exited already
+    return ("-m", module) in itertools.pairwise(argv) and not zombie
+
+
+def _end_group(pid: int, running: Callable[[], bool], timeout: float) -> None:
+    try:
+        pgid = os.getpgid(pid)
+    except ProcessLookupError:
+        return
+    if not _signal(pid, pgid, signal.SIGTERM):
+        return
+    if not wait_until(lambda: not running(), timeout=timeout, interval=POLL_SECONDS):
+        log.warning("process %s ignored SIGTERM for %.0fs: killing its group", pid, timeout)
+        _signal(pid, pgid, signal.SIGKILL)
+        wait_until(lambda: not running(), timeout=KILL_WAIT_SECONDS, interval=POLL_SECONDS)
+    # The leader may be gone while others of its group linger: end them too.
+    _signal(pid, pgid, signal.SIGKILL)
+
+
+def _signal(pid: int, pgid: int, sig: signal.Signals) -> bool:
+    """Signal ``pid``'s group (only ``pid`` if it shares ours); False when nothing is left to signal."""
+    try:
+        if pgid == os.getpgrp():
+            os.kill(pid, sig)
+        else:
+            os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError as e:
+        raise ExecutionError(
+            f"not allowed to send {sig.name} to process {pid} (group {pgid})", "stop it as the user that started it"
+        ) from e
+    return True

@@ -27,6 +27,7 @@ import click
 
 from common.errors import StepError
 from common.logs import configure_logging, masker
+from runner.apps import apps
 from runner.config import CONFIG_FILE, PREDICTOR_TARGETS, Config, load_config, start_stack
 from runner.engine import run_workflow
 from runner.executors import EXECUTORS, get_executor
@@ -54,6 +55,9 @@ state_option = click.option(
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 def cli() -> None:
     """Run FuseML workflows locally, with the same step images FuseML/Tekton run."""
+
+
+cli.add_command(apps)
 
 
 @cli.command()

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import logging
 import subprocess
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+
+from common import polling
 
 log = logging.getLogger(__name__)
 
@@ -63,22 +64,24 @@ def wait_until(
 ) -> None:
     """Poll ``ready`` until it returns True; raise ServiceStartError with the log tail otherwise.
 
-    Fails early when ``proc`` exits, since waiting for a dead server only hides why it died.
+    Fails early when ``proc`` exits, since waiting for a dead server only hides why it died;
+    an exception from ``ready`` only means "not yet" (a server that is starting refuses connections).
     """
-    deadline = time.monotonic() + timeout
     last_error = ""
-    while True:
+
+    def answered() -> bool:
+        nonlocal last_error
         if proc is not None and proc.poll() is not None:
             raise ServiceStartError(_failure(f"{what} exited with code {proc.returncode}", log_path))
         try:
-            if ready():
-                return
+            return bool(ready())
         except Exception as e:  # noqa: BLE001 - any failure of the probe means "not yet"
             last_error = f"{type(e).__name__}: {e}"
-        if time.monotonic() > deadline:
-            detail = f" (last probe error: {last_error})" if last_error else ""
-            raise ServiceStartError(_failure(f"{what} did not answer within {timeout:.0f}s{detail}", log_path))
-        time.sleep(interval)
+            return False
+
+    if not polling.wait_until(answered, timeout=timeout, interval=interval):
+        detail = f" (last probe error: {last_error})" if last_error else ""
+        raise ServiceStartError(_failure(f"{what} did not answer within {timeout:.0f}s{detail}", log_path))
 
 
 def _failure(message: str, log_path: Path | None) -> str:

@@ -20,9 +20,9 @@ from types import TracebackType
 
 import requests
 
+from common.ports import free_port
 from common.processes import stop_process_group
 from runner.services import ServiceStartError, start_process, wait_until
-from common.ports import free_port
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,9 @@ from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from common.ports import free_ports
 from common.processes import stop_process_group
 from runner.services import ServiceStartError, start_process, wait_until
-from common.ports import free_ports
 
 log = logging.getLogger(__name__)
 

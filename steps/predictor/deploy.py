@@ -1,7 +1,9 @@
 """The predictor step, start to end: inputs, model, choice, target, registration.
 
 ``deploy(environ)`` is the step function ``common.entrypoint`` runs: it returns
-the prediction URL, which becomes the step's result.
+the prediction URL, which becomes the step's result. Deploying an app this
+machine already runs (local or docker) replaces it, whichever target ran it;
+``fuseml-steps apps`` lists and stops what is left running.
 """
 
 from __future__ import annotations
@@ -9,16 +11,15 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Mapping
-from pathlib import Path
 
 from common.storage import open_store
 from steps.predictor import fuseml_core
+from steps.predictor.apps import stop_app
 from steps.predictor.model_info import inspect_model
 from steps.predictor.runtime_choice import choose
 from steps.predictor.settings import read_settings
 from steps.predictor.state import StateStore
-from steps.predictor.targets import DeployPlan, get_target
-from steps.predictor.targets.local import stop as stop_app
+from steps.predictor.targets import DeployPlan, RecordedTarget, get_target
 
 log = logging.getLogger(__name__)
 
@@ -38,21 +39,10 @@ def deploy(environ: Mapping[str, str]) -> str:
         print(text, file=sys.stdout, flush=True)
         log.info("dry run: nothing changed; the URL would be like %s", url)
         return url
+    if isinstance(target, RecordedTarget):
+        stop_app(StateStore(settings.state_dir), settings.app_name)
     deployment = target.deploy(plan)
     if settings.core_url:
         body = fuseml_core.application(settings.app_name, settings.workflow, deployment, settings.model)
         fuseml_core.register(settings.core_url, body)
     return deployment.url
-
-
-def stop(app: str, environ: Mapping[str, str]) -> bool:
-    """Stop a local or docker deployment recorded in the state folder."""
-    folder = Path(read_state_dir(environ))
-    return stop_app(StateStore(folder), app)
-
-
-def read_state_dir(environ: Mapping[str, str]) -> str:
-    from common.inputs import Inputs
-    from steps.predictor.settings import STATE_DIR, default_state_dir
-
-    return str(Path(Inputs(environ).str(STATE_DIR, str(default_state_dir(environ)))).expanduser())

@@ -15,6 +15,7 @@ from common import names
 from common.errors import InputError
 
 MAX_APP_NAME = 45
+DNS_LABEL = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 def dns_name(raw: str, source: str) -> str:
@@ -28,6 +29,19 @@ def dns_name(raw: str, source: str) -> str:
         digest = hashlib.sha256(name.encode()).hexdigest()[:6]
         name = name[: MAX_APP_NAME - 7].rstrip("-") + "-" + digest
     return name
+
+
+def checked_app_name(app: str) -> str:
+    """``app`` if it is a DNS label, as every name ``dns_name`` makes is; else an InputError.
+
+    For names given by hand (``fuseml-steps apps stop NAME``), which become file names.
+    """
+    if not DNS_LABEL.fullmatch(app):
+        raise InputError(
+            f"{app!r} is not an application name",
+            "application names are lower-case letters, digits and '-', starting with a letter",
+        )
+    return app
 
 
 def default_app_name(org: str | None, project: str | None, workflow: str | None) -> str:

@@ -11,17 +11,18 @@ mixed types; named tensors for tensor signatures.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from common.errors import ServiceUnavailable
-from steps.predictor.model_info import Column, ModelInfo
+from common.polling import wait_until
 from common.v2_types import MLFLOW_TO_V2, NUMERIC_V2, NUMPY_TO_V2
+from steps.predictor.model_info import Column, ModelInfo
 
 log = logging.getLogger(__name__)
 
 _ZERO = {"BOOL": False, "BYTES": ""}
+RETRY_SECONDS = 2.0
 
 
 class ProbeFailed(ServiceUnavailable):
@@ -59,40 +60,49 @@ def probe(base_urls: list[str], model_name: str, info: ModelInfo, per_column: bo
 
     Retries for up to ``timeout`` seconds: a fresh endpoint may 404 or 503 for a moment.
     """
+    request = build_request(info, per_column)
+    errors: dict[str, str] = {}
+
+    def first_answering() -> str | None:
+        for base in (b.rstrip("/") for b in base_urls):
+            problem = _ask(base, model_name, request)
+            if problem is None:
+                return base
+            errors[base] = problem
+        return None
+
+    base = wait_until(first_answering, timeout=timeout, interval=RETRY_SECONDS)
+    if base is None:
+        details = "; ".join(f"{url}: {error}" for url, error in errors.items())
+        raise ProbeFailed(
+            f"the deployed model did not answer a V2 inference within {timeout:.0f}s ({details})",
+            "check the runtime's logs; the request was built from the model's " + request.source,
+        )
+    if request.body is None:
+        log.warning("model has no signature or input example: checked %s only", _endpoint(base, model_name, request))
+    else:
+        log.info("probe answered: %s (%s)", _endpoint(base, model_name, request), request.source)
+    return f"{base}/v2/models/{model_name}/infer"
+
+
+def _endpoint(base: str, model_name: str, request: ProbeRequest) -> str:
+    """The inference endpoint, or only the readiness one when there is nothing to send."""
+    return f"{base}/v2/models/{model_name}/{'ready' if request.body is None else 'infer'}"
+
+
+def _ask(base: str, model_name: str, request: ProbeRequest) -> str | None:
+    """What is wrong with ``base``'s answer to ``request``, or None when it answered."""
     import requests
 
-    request = build_request(info, per_column)
-    deadline = time.monotonic() + timeout
-    errors: dict[str, str] = {}
-    while True:
-        for base in base_urls:
-            base = base.rstrip("/")
-            try:
-                if request.body is None:
-                    url = f"{base}/v2/models/{model_name}/ready"
-                    response = requests.get(url, timeout=10)
-                else:
-                    url = f"{base}/v2/models/{model_name}/infer"
-                    response = requests.post(url, json=request.body, timeout=30)
-            except requests.RequestException as e:
-                errors[base] = f"{type(e).__name__}: {e}"
-                continue
-            problem = _check_response(response, request.body is not None)
-            if problem is None:
-                if request.body is None:
-                    log.warning("model has no signature or input example: checked %s only", url)
-                else:
-                    log.info("probe answered: %s (%s)", url, request.source)
-                return f"{base}/v2/models/{model_name}/infer"
-            errors[base] = problem
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(2)
-    details = "; ".join(f"{url}: {error}" for url, error in errors.items())
-    raise ProbeFailed(
-        f"the deployed model did not answer a V2 inference within {timeout:.0f}s ({details})",
-        "check the runtime's logs; the request was built from the model's " + request.source,
-    )
+    url = _endpoint(base, model_name, request)
+    try:
+        if request.body is None:
+            response = requests.get(url, timeout=10)
+        else:
+            response = requests.post(url, json=request.body, timeout=30)
+    except requests.RequestException as e:
+        return f"{type(e).__name__}: {e}"
+    return _check_response(response, request.body is not None)
 
 
 def _check_response(response: Any, inference: bool) -> str | None:
@@ -142,7 +152,7 @@ def _column_types(info: ModelInfo, columns: list[str], row: list[Any]) -> list[s
 
 
 def _tensor_datatype(types: list[str]) -> str:
-    """FP32 for float features (what clients send, CONTRACT.md), INT64 for integers, FP64 when mixed."""
+    """FP32 for float features (what clients send, docs/contract.md), INT64 for integers, FP64 when mixed."""
     floats = [t.startswith("FP") for t in types]
     if all(floats):
         return "FP32"

@@ -1,7 +1,7 @@
 """The serving runtimes a predictor can deploy to, and what each one supports.
 
 The KServe entries mirror the default ClusterServingRuntimes of KServe v0.20
-(``../shared/kserve/runtimes/``; a unit test keeps this table and those files in
+(``tests/data/kserve/runtimes/``; a unit test keeps this table and those files in
 step). The step image does not carry those YAML files, so the facts live here.
 ``fuseml-mlflow`` is our own runtime (``serving``), installed on a
 cluster from ``deploy/kserve/fuseml-mlflow-runtime.yaml``.

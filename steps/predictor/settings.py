@@ -1,6 +1,6 @@
 """The predictor's inputs, read once at the entrypoint into one typed value.
 
-Contract inputs (CONTRACT.md): model, predictor, app_name, runtime_version,
+Contract inputs (docs/contract.md): model, predictor, app_name, runtime_version,
 resources_limits, verbose. Ours: target, timeout, dry_run, state_dir,
 serving_image. Names are spelled here once; values go down as ``Settings``.
 """
@@ -79,7 +79,7 @@ def read_settings(environ: Mapping[str, str], cwd: Path | None = None) -> Settin
         workflow=workflow,
         timeout=inputs.int(TIMEOUT, DEFAULT_TIMEOUT, minimum=1),
         dry_run=inputs.bool(DRY_RUN, False),
-        state_dir=Path(inputs.str(STATE_DIR, str(default_state_dir(environ)))).expanduser(),
+        state_dir=state_dir(environ),
         serving_image=inputs.str(SERVING_IMAGE, DEFAULT_SERVING_IMAGE),
         runtime_version=inputs.str(RUNTIME_VERSION, None),
         resources_limits=inputs.map(RESOURCES_LIMITS, {}),
@@ -87,6 +87,11 @@ def read_settings(environ: Mapping[str, str], cwd: Path | None = None) -> Settin
         org=org,
         project=project,
     )
+
+
+def state_dir(environ: Mapping[str, str]) -> Path:
+    """The state folder: input ``state_dir``, else ``default_state_dir``; also where ``fuseml-steps apps`` looks."""
+    return Path(Inputs(environ).str(STATE_DIR, str(default_state_dir(environ)))).expanduser()
 
 
 def default_state_dir(environ: Mapping[str, str]) -> Path:

@@ -1,9 +1,10 @@
 """What the local and docker targets leave running, remembered between runs.
 
 One JSON file per app in the state folder (input ``state_dir``): the process id
-or container, the port and the URL. It is what lets ``python -m
-steps.predictor stop <app>`` stop a server started by an earlier step run, and
-a second deploy of the same app replace the first.
+or container, the port and the URL. It is what lets ``fuseml-steps apps`` list
+and stop servers started by earlier step runs, and a second deploy of the same
+app replace the first. App names become file names, so only DNS labels are
+accepted (no ``../``).
 """
 
 from __future__ import annotations
@@ -11,22 +12,22 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from common.errors import InputError
+from common.processes import runs_module
+from steps.predictor.naming import DNS_LABEL, checked_app_name
 
 log = logging.getLogger(__name__)
 
-SERVE_MODULE = "serving"
+SERVE_MODULE = "serving"  # our servers run as ``python -m serving``
 
 
 @dataclass(frozen=True)
 class AppState:
     app: str
-    kind: str  # "local" or "docker"
+    kind: str  # the target that made it and knows how to stop it: "local" or "docker"
     port: int
     url: str
     model: str
@@ -52,10 +53,17 @@ class StateStore:
         return self.folder
 
     def path(self, app: str) -> Path:
-        return self.folder / f"{app}.json"
+        return self.folder / f"{checked_app_name(app)}.json"
 
     def log_path(self, app: str) -> Path:
-        return self.folder / f"{app}.log"
+        return self.folder / f"{checked_app_name(app)}.log"
+
+    def apps(self) -> list[AppState]:
+        """Every recorded app, by name; files that are not an app's state are skipped."""
+        if not self.folder.is_dir():
+            return []
+        names = sorted(p.stem for p in self.folder.glob("*.json") if DNS_LABEL.fullmatch(p.stem))
+        return [state for state in map(self.load, names) if state is not None]
 
     def load(self, app: str) -> AppState | None:
         try:
@@ -79,37 +87,4 @@ class StateStore:
 
 def process_alive(pid: int) -> bool:
     """True when ``pid`` runs and is one of our serving processes (pids get reused)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return False
-    if SERVE_MODULE not in cmdline:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"  # a zombie has exited already
-
-
-def stop_process(pid: int, grace_seconds: float = 10.0) -> None:
-    """SIGTERM the server's process group, SIGKILL it after ``grace_seconds``."""
-    if not process_alive(pid):
-        return
-    _signal_group(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_seconds
-    while time.monotonic() < deadline:
-        if not process_alive(pid):
-            return
-        time.sleep(0.2)
-    log.warning("server pid %s ignored SIGTERM for %.0fs: killing it", pid, grace_seconds)
-    _signal_group(pid, signal.SIGKILL)
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        return
-    except PermissionError:
-        os.kill(pid, sig)
+    return runs_module(pid, SERVE_MODULE)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 import requests
+from click.testing import CliRunner
 
 from common.storage import S3Settings, S3Store
+from runner.apps import apps
 from tests.fixtures.models import wine_feature_rows
 from tests.fixtures.services import read_result, run_step
 from tests.fixtures.serving import build_serving_image
@@ -43,9 +44,8 @@ def test_docker_deploy_answers_and_stops(
         answer = requests.post(read_result(env), json=body, timeout=30)
         assert answer.status_code == 200 and answer.json()["outputs"], answer.text
     finally:
-        stopped = subprocess.run([sys.executable, "-m", "steps.predictor", "stop", app], env=env, cwd=ROOT,
-                                 capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert stopped.returncode == 0 and f"{app}: stopped" in stopped.stdout, stopped.stderr
+        stopped = CliRunner().invoke(apps, ["stop", app, "--state-dir", env["FUSEML_STATE_DIR"]])
+    assert stopped.exit_code == 0 and stopped.output == f"{app}: stopped\n", repr(stopped.exception)
     listed = subprocess.run(["/usr/bin/docker", "ps", "-aq", "--filter", f"name=fuseml-predictor-{app}"],
                             capture_output=True, text=True, timeout=60)  # fmt: skip
     assert listed.stdout.strip() == ""

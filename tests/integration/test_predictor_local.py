@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
+from click.testing import CliRunner
 
 from common.storage import S3Settings, S3Store
+from runner.apps import apps
+from steps.predictor.apps import stop_app
 from steps.predictor.state import StateStore, process_alive
 from tests.fixtures.models import WINE_FEATURES, wine_feature_rows
 from tests.fixtures.services import read_result, run_step
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-SERVE = ROOT / "steps" / "predictor" / "serve.py"
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +35,7 @@ def deploy_env(step_env: dict[str, str], s3_model: str, tmp_path: Path) -> Itera
     env = {**step_env, "FUSEML_MODEL": s3_model, "FUSEML_APP_NAME": app, "FUSEML_TARGET": "local",
            "FUSEML_STATE_DIR": str(tmp_path / "state"), "FUSEML_TIMEOUT": "180"}  # fmt: skip
     yield env
-    done = subprocess.run([sys.executable, "-m", "steps.predictor", "stop", app], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    stop_app(StateStore(Path(env["FUSEML_STATE_DIR"])), app)
 
 
 def server_log(env: dict[str, str]) -> str:
@@ -45,7 +43,6 @@ def server_log(env: dict[str, str]) -> str:
     return path.read_text(errors="replace")[-3000:] if path.exists() else "(no server log)"
 
 
-@pytest.mark.skipif(not SERVE.exists(), reason="steps/predictor/serve.py (the serving runtime) is not there yet")
 def test_local_deploy_serves_real_clients_then_is_replaced_and_stopped(deploy_env: dict[str, str]) -> None:
     env, app = deploy_env, deploy_env["FUSEML_APP_NAME"]
     done = run_step("steps.predictor", env)
@@ -54,7 +51,7 @@ def test_local_deploy_serves_real_clients_then_is_replaced_and_stopped(deploy_en
     assert url is not None and url.startswith("http://127.0.0.1:") and url.endswith(f"/v2/models/{app}/infer")
     assert "probe answered" in done.stderr
 
-    # What real clients send (CONTRACT.md): one unnamed FP32 tensor of the 11 features...
+    # What real clients send (docs/contract.md): one unnamed FP32 tensor of the 11 features...
     row = wine_feature_rows(1)[0]
     body = {"inputs": [{"name": "input-0", "shape": [1, 11], "datatype": "FP32", "data": [row]}]}
     answer = requests.post(url, json=body, timeout=30)
@@ -76,13 +73,11 @@ def test_local_deploy_serves_real_clients_then_is_replaced_and_stopped(deploy_en
     assert second.pid != first.pid and not process_alive(first.pid), "the first server was not replaced"
     assert requests.post(read_result(env), json=body, timeout=30).status_code == 200
 
-    stopped = subprocess.run([sys.executable, "-m", "steps.predictor", "stop", app], env=env, cwd=ROOT,
-                             capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert stopped.returncode == 0 and f"{app}: stopped" in stopped.stdout
+    stopped = CliRunner().invoke(apps, ["stop", app, "--state-dir", env["FUSEML_STATE_DIR"]])
+    assert stopped.exit_code == 0 and stopped.output == f"{app}: stopped\n", repr(stopped.exception)
     assert not process_alive(second.pid) and store.load(app) is None
 
 
-@pytest.mark.skipif(not SERVE.exists(), reason="steps/predictor/serve.py (the serving runtime) is not there yet")
 def test_local_deploy_of_a_broken_model_fails_and_leaves_nothing_running(
     deploy_env: dict[str, str], s3, tmp_path: Path
 ) -> None:

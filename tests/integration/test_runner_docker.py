@@ -15,8 +15,6 @@ import http.server
 import io
 import os
 import re
-import subprocess
-import sys
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -26,14 +24,17 @@ from textwrap import dedent
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
-from steps.builder.registry import ImageRef, RegistryClient
 from common.storage import open_store
+from runner.apps import apps
 from runner.config import Config
-from runner.engine import resolve_codeset, run_workflow
+from runner.engine import run_workflow
 from runner.executors.docker import DockerExecutor
 from runner.runs import SUCCEEDED
+from runner.staging import resolve_codeset
 from runner.workflow import load_workflow, parse_workflow
+from steps.builder.registry import ImageRef, RegistryClient
 from steps.predictor.targets.docker import container_name, remove_container
 from tests.fixtures.images import OUR_IMAGES, our_image
 
@@ -215,10 +216,8 @@ def test_the_example_workflow_with_our_images(  # type: ignore[no-untyped-def]
         assert requests.post(rerun.outputs["prediction-url"], json=body, timeout=30).status_code == 200
 
         # The containerised predictor recorded its deployment on the host: stop finds and ends it.
-        stopped = subprocess.run(
-            [sys.executable, "-m", "steps.predictor", "stop", app], env=host_env, capture_output=True, text=True
-        )
-        assert stopped.returncode == 0 and f"{app}: stopped" in stopped.stdout, stopped.stderr
+        stopped = CliRunner().invoke(apps, ["stop", app], env=host_env)
+        assert stopped.exit_code == 0 and stopped.output == f"{app}: stopped\n", repr(stopped.exception)
     finally:
         remove_container(container_name(app))  # what stop does for a docker deployment
     assert not engine.containers.list(all=True, filters={"name": container_name(app)})

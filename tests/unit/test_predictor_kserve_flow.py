@@ -12,12 +12,12 @@ import pytest
 import yaml
 
 from common.errors import InputError
-from steps.predictor.targets.kserve.client import KubeClient, KubernetesError
 from steps.predictor.model_info import Column, ModelInfo
 from steps.predictor.runtime_choice import choose
 from steps.predictor.settings import Settings
 from steps.predictor.targets.base import DeployPlan
 from steps.predictor.targets.kserve import DeployFailed, DeployTimeout, KServeTarget
+from steps.predictor.targets.kserve.client import KubeClient, KubernetesError
 from tests.fixtures.kube_api import FakeKubeApi, schema_errors
 
 NS = "fuseml-workloads"

@@ -216,7 +216,7 @@ def test_docker_container_settings(tmp_path: Path) -> None:
 
 
 def test_docker_predictor_records_its_deployments_on_the_host(tmp_path: Path) -> None:
-    """The predictor's state folder is the host's, so `steps.predictor stop` on the host finds its apps."""
+    """The predictor's state folder is the host's, so `fuseml-steps apps stop` on the host finds its apps."""
     executor = DockerExecutor(client=object(), environ={"HOME": str(tmp_path)}, user="1000:1000", socket=tmp_path / "x")
     spec = StepSpec(
         run="r-1",

@@ -1,9 +1,13 @@
-"""Deploy targets by name: ``kserve``, ``local`` and ``docker``."""
+"""Deploy targets by name: ``kserve``, ``local`` and ``docker``.
+
+The name is also what a recorded deployment (``AppState.kind``) carries, so the
+target that made a deployment is the one found to check or stop it.
+"""
 
 from __future__ import annotations
 
 from common.errors import InputError
-from steps.predictor.targets.base import Deployment, DeployPlan, Target
+from steps.predictor.targets.base import Deployment, DeployPlan, RecordedTarget, Target
 
 
 def get_target(name: str) -> Target:
@@ -23,9 +27,4 @@ def get_target(name: str) -> Target:
     raise InputError(f"target={name!r} is not known: use kserve, local or docker")
 
 
-def own_runtime_only(name: str) -> bool:
-    """True for targets that can serve only with our MLflow runtime."""
-    return name in ("local", "docker")
-
-
-__all__ = ["DeployPlan", "Deployment", "Target", "get_target", "own_runtime_only"]
+__all__ = ["DeployPlan", "Deployment", "RecordedTarget", "Target", "get_target"]

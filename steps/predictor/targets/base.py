@@ -2,7 +2,10 @@
 
 A target takes a ``DeployPlan`` (what to serve and how) and either describes
 what it would do (dry run) or does it and returns a ``Deployment``: the V2 URL
-plus what FuseML core should know about it.
+plus what FuseML core should know about it. Targets whose deployments run on
+this machine (local, docker) record them in the state folder and are
+``RecordedTarget``s: only they know how to tell whether theirs still run and
+how to stop them.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass, field
 from steps.predictor.model_info import ModelInfo
 from steps.predictor.runtime_choice import ServingChoice
 from steps.predictor.settings import Settings
+from steps.predictor.state import AppState
 
 
 @dataclass(frozen=True)
@@ -49,3 +53,19 @@ class Target(ABC):
     @abstractmethod
     def deploy(self, plan: DeployPlan) -> Deployment:
         """Create or replace the deployment, wait until it answers, return it."""
+
+
+class RecordedTarget(Target):
+    """A target whose deployments run on this machine, recorded in the state folder under the target's ``name``.
+
+    ``deploy`` records what it started; replacing an app recorded earlier (maybe by
+    another target) is the caller's job, through ``steps.predictor.apps.stop_app``.
+    """
+
+    @abstractmethod
+    def alive(self, state: AppState) -> bool:
+        """Whether the deployment ``state`` records still runs."""
+
+    @abstractmethod
+    def stop(self, state: AppState) -> None:
+        """End the deployment ``state`` records, if it still runs (the record itself is the caller's)."""

@@ -21,9 +21,10 @@ from urllib.parse import urlparse
 
 from common import names
 from common.errors import ExecutionError, ServiceUnavailable
+from common.ports import free_port
 from steps.predictor.state import AppState, StateStore
-from steps.predictor.targets.base import Deployment, DeployPlan, Target
-from steps.predictor.targets.serving_process import HOST, free_port, serve_args, settle, stop, tail
+from steps.predictor.targets.base import Deployment, DeployPlan, RecordedTarget
+from steps.predictor.targets.serving_process import HOST, serve_args, settle, tail
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def docker_command(plan: DeployPlan, port: int) -> list[str]:
     return container_spec(plan, port).cli()
 
 
-class DockerTarget(Target):
+class DockerTarget(RecordedTarget):
     name = "docker"
     own_runtime_only = True
 
@@ -109,9 +110,8 @@ class DockerTarget(Target):
         s = plan.settings
         store = StateStore(s.state_dir)
         store.ensure()
-        stop(store, s.app_name)
         remove_container(container_name(s.app_name))  # one left by a run whose state was lost
-        port = free_port()
+        port = free_port(with_grpc=False)
         container = start_container(container_spec(plan, port), plan.environ)
         url = f"http://{HOST}:{port}/v2/models/{s.app_name}/infer"
         log.info("started container %s (%s) for %s on port %s", container, s.serving_image, s.app_name, port)
@@ -122,8 +122,17 @@ class DockerTarget(Target):
             plan,
             alive=lambda: _running(container),
             logs=lambda: _logs(container),
+            stop=self.stop,
             what=f"container {container} of {s.app_name}",
         )
+
+    def alive(self, state: AppState) -> bool:
+        return state.container is not None and _running(state.container)
+
+    def stop(self, state: AppState) -> None:
+        if state.container:
+            remove_container(state.container)
+            log.info("removed container %s of %s", state.container, state.app)
 
 
 def start_container(spec: ContainerSpec, environ: Any) -> str:

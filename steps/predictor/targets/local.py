@@ -2,7 +2,8 @@
 
 The server outlives the step (it is the deployment), so it starts in its own
 session with its output in ``<state_dir>/<app>.log``. Its pid and port go in the
-state folder; deploying the same app again stops the old server first.
+state folder, so ``fuseml-steps apps stop`` (or a deploy replacing the app) can
+stop it later, and only while that pid still runs our server.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ import time
 from pathlib import Path
 
 from common.errors import ExecutionError
-from steps.predictor.state import AppState, StateStore
-from steps.predictor.targets.base import Deployment, DeployPlan, Target
-from steps.predictor.targets.serving_process import HOST, free_port, serve_args, settle, stop, tail
-
-__all__ = ["LocalTarget", "stop"]
+from common.ports import free_port
+from common.processes import stop_recorded_process
+from steps.predictor.state import SERVE_MODULE, AppState, StateStore, process_alive
+from steps.predictor.targets.base import Deployment, DeployPlan, RecordedTarget
+from steps.predictor.targets.serving_process import HOST, serve_args, settle, tail
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 _PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
-class LocalTarget(Target):
+class LocalTarget(RecordedTarget):
     name = "local"
     own_runtime_only = True
 
@@ -49,8 +50,7 @@ class LocalTarget(Target):
         s = plan.settings
         store = StateStore(s.state_dir)
         store.ensure()
-        stop(store, s.app_name)
-        port = free_port()
+        port = free_port(with_grpc=False)
         log_path = store.log_path(s.app_name)
         environ = dict(plan.environ)
         environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PROJECT_ROOT), environ.get("PYTHONPATH")) if p)
@@ -73,5 +73,13 @@ class LocalTarget(Target):
             plan,
             alive=lambda: process.poll() is None,
             logs=lambda: tail(log_path.read_text(errors="replace")),
+            stop=self.stop,
             what=f"local server of {s.app_name} (pid {process.pid})",
         )
+
+    def alive(self, state: AppState) -> bool:
+        return state.pid is not None and process_alive(state.pid)
+
+    def stop(self, state: AppState) -> None:
+        if state.pid is not None and stop_recorded_process(state.pid, SERVE_MODULE):
+            log.info("stopped the server of %s (pid %s, port %s)", state.app, state.pid, state.port)

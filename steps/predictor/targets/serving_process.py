@@ -1,32 +1,28 @@
-"""Shared by the local and docker targets: a free port, the wait for a fresh server, stopping it.
+"""Shared by the local and docker targets: the server's command line, the wait for it, and settling it.
 
 Both start our MLflow runtime on 127.0.0.1, record it in the state folder, wait
 on its V2 health endpoint (giving up early, with the server's last log lines,
 when it dies), prove it with a real inference, and stop it again when any of
-that fails, so a failed deployment leaves nothing running.
+that fails, so a failed deployment leaves nothing running. How to stop a
+server is each target's own (``RecordedTarget.stop``).
 """
 
 from __future__ import annotations
 
 import logging
-import socket
-import time
 from collections.abc import Callable
 
 from common.errors import ExecutionError, ServiceUnavailable, StepError
+from common.polling import wait_until
 from steps.predictor.probe import probe
-from steps.predictor.state import AppState, StateStore, process_alive, stop_process
+from steps.predictor.state import AppState, StateStore
 from steps.predictor.targets.base import Deployment, DeployPlan
 
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
+READY_POLL_SECONDS = 0.5
+PROBE_TIMEOUT = 60.0
 
 
 def serve_args(model: str, app: str, port: int) -> list[str]:
@@ -39,24 +35,26 @@ def wait_ready(port: int, alive: Callable[[], bool], logs: Callable[[], str], ti
     import requests
 
     url = f"http://{HOST}:{port}/v2/health/ready"
-    deadline = time.monotonic() + timeout
     last = "no answer yet"
-    while time.monotonic() < deadline:
+
+    def ready() -> bool:
+        nonlocal last
         if not alive():
             raise ExecutionError(f"{what} exited before it was ready; its last output:\n{logs()}")
         try:
-            response = requests.get(url, timeout=5)
-            if response.status_code == 200:
-                log.info("%s is ready on port %s", what, port)
-                return
-            last = f"HTTP {response.status_code}"
+            status = requests.get(url, timeout=5).status_code
         except requests.RequestException as e:
             last = type(e).__name__
-        time.sleep(0.5)
-    raise ServiceUnavailable(
-        f"{what} not ready after {timeout:.0f}s ({url}: {last}); its last output:\n{logs()}",
-        "raise FUSEML_TIMEOUT if the model is large",
-    )
+            return False
+        last = f"HTTP {status}"
+        return status == 200
+
+    if not wait_until(ready, timeout=timeout, interval=READY_POLL_SECONDS):
+        raise ServiceUnavailable(
+            f"{what} not ready after {timeout:.0f}s ({url}: {last}); its last output:\n{logs()}",
+            "raise FUSEML_TIMEOUT if the model is large",
+        )
+    log.info("%s is ready on port %s", what, port)
 
 
 def tail(text: str, lines: int = 30) -> str:
@@ -64,31 +62,21 @@ def tail(text: str, lines: int = 30) -> str:
 
 
 def settle(
-    store: StateStore, state: AppState, plan: DeployPlan, alive: Callable[[], bool], logs: Callable[[], str], what: str
+    store: StateStore,
+    state: AppState,
+    plan: DeployPlan,
+    alive: Callable[[], bool],
+    logs: Callable[[], str],
+    stop: Callable[[AppState], None],
+    what: str,
 ) -> Deployment:
-    """Record the started server, then succeed only once it answers a real inference; else stop it."""
+    """Record the started server, then succeed only once it answers a real inference; else stop and forget it."""
     store.save(state)
     try:
         wait_ready(state.port, alive=alive, logs=logs, timeout=plan.settings.timeout, what=what)
-        probe([f"http://{HOST}:{state.port}"], state.app, plan.info, per_column=False, timeout=60)
+        probe([f"http://{HOST}:{state.port}"], state.app, plan.info, per_column=False, timeout=PROBE_TIMEOUT)
     except StepError:
-        stop(store, state.app)
+        stop(state)
+        store.remove(state.app)
         raise
     return Deployment(url=state.url)
-
-
-def stop(store: StateStore, app: str) -> bool:
-    """Stop the app's server (process or container) if one is recorded; True if there was one."""
-    state = store.load(app)
-    if state is None:
-        return False
-    if state.kind == "docker" and state.container:
-        from steps.predictor.targets.docker import remove_container
-
-        remove_container(state.container)
-        log.info("removed container %s of %s", state.container, app)
-    elif state.pid and process_alive(state.pid):
-        stop_process(state.pid)
-        log.info("stopped the server of %s (pid %s, port %s)", app, state.pid, state.port)
-    store.remove(app)
-    return True

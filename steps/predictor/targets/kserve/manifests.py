@@ -1,7 +1,7 @@
 """The Kubernetes objects of a KServe deployment, as plain dicts.
 
 Plain dicts, not kserve's model classes: kserve 0.21's models serialise to
-snake_case with nulls under kubernetes 37 (see ../shared/kserve/NOTES.md), and
+snake_case with nulls under kubernetes 37, and
 dicts are what the API takes anyway. Everything here is pure: tests validate
 each manifest against the InferenceService CRD's openAPIV3Schema.
 """

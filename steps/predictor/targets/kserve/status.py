@@ -2,7 +2,8 @@
 
 Pure functions over the object as the API returns it, so the wait loop's rules
 (fail fast on a failed model load, ignore a stale Ready after an update) are
-tested without a cluster. Field meanings: ../shared/kserve/NOTES.md, section 3.
+tested without a cluster. Field meanings: the InferenceService CRD's status
+schema (tests/data/kserve/serving.kserve.io_inferenceservices.yaml).
 """
 
 from __future__ import annotations

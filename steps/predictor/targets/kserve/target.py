@@ -20,13 +20,14 @@ from urllib.parse import urlparse
 import yaml
 
 from common.errors import InputError, StepError
+from common.polling import wait_until
 from common.storage import S3Settings, join_url, open_store
-from steps.predictor.targets.kserve import manifests
-from steps.predictor.targets.kserve.status import IsvcStatus, read_status, spec_unchanged
-from steps.predictor.targets.kserve.client import KubeClient
 from steps.predictor.probe import probe
 from steps.predictor.runtime_choice import LAYOUT_TRITON
 from steps.predictor.targets.base import Deployment, DeployPlan, Target
+from steps.predictor.targets.kserve import manifests
+from steps.predictor.targets.kserve.client import KubeClient
+from steps.predictor.targets.kserve.status import IsvcStatus, read_status, spec_unchanged
 
 log = logging.getLogger(__name__)
 
@@ -156,8 +157,10 @@ class KServeTarget(Target):
     ) -> IsvcStatus:
         """Poll until Ready for the current spec; fail fast on a failed load; time out at ``deadline``."""
         fresh = updated_at is None
-        last_progress = ""
-        while True:
+        last: IsvcStatus | None = None
+
+        def ready() -> IsvcStatus | None:
+            nonlocal fresh, last
             isvc = client.get("InferenceService", name, namespace)
             if isvc is None:
                 raise DeployFailed(f"InferenceService {namespace}/{name} disappeared while waiting for it")
@@ -172,17 +175,23 @@ class KServeTarget(Target):
                     f"see `kubectl -n {namespace} describe isvc {name}` and the predictor pod's logs",
                 )
             if fresh and status.ready and status.url:
-                log.info("InferenceService %s/%s is Ready at %s", namespace, name, status.url)
                 return status
-            if status.progress != last_progress:
+            if status.progress != (last.progress if last else ""):
                 log.info("waiting for %s/%s: %s", namespace, name, status.progress)
-                last_progress = status.progress
-            if self.clock() >= deadline:
-                raise DeployTimeout(
-                    f"InferenceService {namespace}/{name} not Ready in time; last status: {status.progress}",
-                    f"raise FUSEML_TIMEOUT, or see `kubectl -n {namespace} describe isvc {name}`",
-                )
-            self.sleep(min(self.poll_seconds, max(deadline - self.clock(), 0.0)))
+            last = status
+            return None
+
+        status = wait_until(
+            ready, timeout=deadline - self.clock(), interval=self.poll_seconds, clock=self.clock, sleep=self.sleep
+        )
+        if status is None:
+            progress = last.progress if last else "no status yet"
+            raise DeployTimeout(
+                f"InferenceService {namespace}/{name} not Ready in time; last status: {progress}",
+                f"raise FUSEML_TIMEOUT, or see `kubectl -n {namespace} describe isvc {name}`",
+            )
+        log.info("InferenceService %s/%s is Ready at %s", namespace, name, status.url)
+        return status
 
     def _apply(self, client: KubeClient, manifest: dict[str, Any]) -> bool:
         """Create or update one object; True when something changed."""
