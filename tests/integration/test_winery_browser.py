@@ -19,23 +19,20 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import requests
 
 from tests.fixtures.images import build_image, docker, remove_image
-from tests.fixtures.serving import free_port, running, serve_argv, stop
+from tests.fixtures.serving import free_port, running, serve_argv, stop, wait_http_ok
 from tests.fixtures.winery import WINERY, dead_url, winery_module
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
-selenium = pytest.importorskip("selenium", reason="selenium is a dev dependency (pip install -e '.[dev]')")
-from selenium import webdriver  # noqa: E402
+from selenium import webdriver  # noqa: E402 - a dev dependency: a missing one fails, never skips
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
@@ -77,18 +74,7 @@ def infer_url(wine_model_dir: Path) -> Iterator[str]:
 
 def wait_healthy(url: str, process: subprocess.Popen[str] | None = None, timeout: float = 60) -> None:
     """Wait for Streamlit's health endpoint; fail with the server's output if it exits first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            output = process.stdout.read() if process.stdout else ""
-            pytest.fail(f"streamlit exited with {process.returncode}:\n{output}")
-        try:
-            if requests.get(f"{url}/_stcore/health", timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"{url}/_stcore/health did not answer within {timeout}s")
+    wait_http_ok(f"{url}/_stcore/health", process, timeout, what="streamlit")
 
 
 @contextmanager
