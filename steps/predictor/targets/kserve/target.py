@@ -31,7 +31,7 @@ from steps.predictor.targets.kserve.status import IsvcStatus, read_status, spec_
 
 log = logging.getLogger(__name__)
 
-# Schemes KServe's storage initializer downloads from (NOTES.md section 1).
+# Schemes KServe's storage initializer downloads from (its `kserve-storage` package, KServe v0.20).
 REMOTE_SCHEMES = ("s3", "gs", "pvc", "http", "https", "hdfs", "webhdfs", "oci", "hf")
 POLL_SECONDS = 3.0
 # After an update, a Ready=True this old may still describe the previous spec.
