@@ -4,6 +4,7 @@
     fuseml-steps runs
     fuseml-steps logs RUN [STEP]
     fuseml-steps validate WORKFLOW
+    fuseml-steps export WORKFLOW --to tekton --codeset-url URL [-o DIR]
 
 Progress goes to stderr (one line per step: name, status, duration; a step's
 log is folded unless -v), the workflow outputs to stdout as ``name: value``
@@ -31,6 +32,7 @@ from runner.apps import apps
 from runner.config import CONFIG_FILE, PREDICTOR_TARGETS, Config, load_config, start_stack
 from runner.engine import run_workflow
 from runner.executors import EXECUTORS, get_executor
+from runner.export.command import export
 from runner.formatting import format_duration, format_table
 from runner.progress import ConsoleProgress
 from runner.runs import CANCELLED, SUCCEEDED, RunStore
@@ -58,6 +60,7 @@ def cli() -> None:
 
 
 cli.add_command(apps)
+cli.add_command(export)
 
 
 @cli.command()
