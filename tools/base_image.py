@@ -6,7 +6,13 @@ mirror and imported into Docker. Its Python is Debian's (``/usr/bin/python3``,
 3.11, with ``venv`` and ``pip``), so Dockerfiles that use it call ``python3``.
 Building takes minutes, so an existing image with the tag is reused.
 
-CLI: ``python -m tools.base_image`` builds (or finds) it and prints the tag.
+``--arch arm64`` makes the same image for another Debian architecture (for the
+multi-arch release rehearsal, ``tools/release.py``): debootstrap runs the
+foreign packages' scripts under ``qemu-user-static`` through binfmt_misc, so
+``qemu-aarch64`` must be enabled (``.ci/run`` does it). ``write_rootfs_tar``
+gives the root filesystem as a tar for engines other than Docker (buildah).
+
+CLI: ``python -m tools.base_image [--arch ARCH]`` builds (or finds) it and prints the tag.
 """
 
 from __future__ import annotations
@@ -31,11 +37,15 @@ from runner.services import ServiceStartError
 log = logging.getLogger(__name__)
 
 DEFAULT_TAG = "fuseml-local/python:3.11-bookworm"
+HOST_ARCH = "amd64"
+# Debian architecture -> the binfmt_misc entry that lets this amd64 host run its binaries.
+BINFMT = {"arm64": "qemu-aarch64"}
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 PACKAGES = ("python3", "python3-venv", "python3-pip", "ca-certificates")
 DEBOOTSTRAP = "/usr/sbin/debootstrap"
 LOCK_PATH = Path("/var/tmp/fuseml-base-image.lock")
+BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 # Folders of the root filesystem that an image does not need: caches, docs, logs.
 CLEAN_GLOBS = (
     "var/cache/apt/archives/*.deb",
@@ -60,8 +70,17 @@ IMAGE_CHANGES = (
 )
 
 
+def default_tag(arch: str = HOST_ARCH) -> str:
+    """The host architecture keeps the tag the tests have always used; others get a suffix."""
+    return DEFAULT_TAG if arch == HOST_ARCH else f"{DEFAULT_TAG}-{arch}"
+
+
 def ensure_base_image(
-    client: docker.DockerClient, tag: str = DEFAULT_TAG, mirror: str = MIRROR, rebuild: bool = False
+    client: docker.DockerClient,
+    tag: str = DEFAULT_TAG,
+    mirror: str = MIRROR,
+    rebuild: bool = False,
+    arch: str = HOST_ARCH,
 ) -> str:
     """The tag of the local Python base image, building it first if it is missing."""
     if not rebuild and _exists(client, tag):
@@ -74,7 +93,7 @@ def ensure_base_image(
         if not rebuild and _exists(client, tag):
             log.info("base image %s was built meanwhile: reusing it", tag)
             return tag
-        _build(client, tag, mirror)
+        _build(client, tag, mirror, arch)
     return tag
 
 
@@ -86,19 +105,50 @@ def _exists(client: docker.DockerClient, tag: str) -> bool:
     return True
 
 
-def _build(client: docker.DockerClient, tag: str, mirror: str) -> None:
+def _build(client: docker.DockerClient, tag: str, mirror: str, arch: str) -> None:
     started = time.monotonic()
-    log.info("=== Building base image %s from Debian %s (takes minutes) ===", tag, SUITE)
     with tempfile.TemporaryDirectory(prefix="fuseml-base-image-", dir="/var/tmp") as work:
-        rootfs = Path(work) / "rootfs"
-        _debootstrap(rootfs, mirror, Path(work) / "debootstrap.log")
-        _clean(rootfs)
-        _import(client, rootfs, Path(work) / "rootfs.tar", tag)
+        tar_path = write_rootfs_tar(Path(work) / "rootfs.tar", mirror, arch)
+        _import(client, tar_path, tag, arch)
     size = client.images.get(tag).attrs.get("Size", 0)
     log.info("base image %s ready in %.0fs (%.0f MB)", tag, time.monotonic() - started, size / 1e6)
 
 
-def _debootstrap(rootfs: Path, mirror: str, log_path: Path) -> None:
+def write_rootfs_tar(tar_path: Path, mirror: str = MIRROR, arch: str = HOST_ARCH) -> Path:
+    """A cleaned Debian root filesystem for ``arch`` as a tar at ``tar_path``; ``IMAGE_CHANGES`` describe its config."""
+    log.info("=== Building a %s base root filesystem from Debian %s (takes minutes) ===", arch, SUITE)
+    _check_emulation(arch)
+    rootfs = tar_path.parent / f"rootfs-{arch}"
+    try:
+        _debootstrap(rootfs, mirror, tar_path.parent / f"debootstrap-{arch}.log", arch)
+        _clean(rootfs)
+        # tar (not Python's tarfile) keeps device nodes, hard links, xattrs and numeric owners exactly.
+        subprocess.run(
+            ["tar", "--numeric-owner", "--xattrs", "-C", str(rootfs), "-cf", str(tar_path), "."],
+            check=True,
+            capture_output=True,
+        )
+    finally:
+        shutil.rmtree(rootfs, ignore_errors=True)
+    return tar_path
+
+
+def _check_emulation(arch: str) -> None:
+    """A foreign root filesystem needs qemu through binfmt_misc; say how to enable it rather than fail midway."""
+    if arch == HOST_ARCH:
+        return
+    entry = BINFMT.get(arch)
+    if entry is None:
+        raise ServiceStartError(f"no emulation known for Debian architecture {arch!r}: use one of {sorted(BINFMT)}")
+    status = BINFMT_DIR / entry
+    if not status.exists() or status.read_text().splitlines()[0] != "enabled":
+        raise ServiceStartError(
+            f"{arch} binaries cannot run here: {status} is not enabled; apt-get install qemu-user-static "
+            f"binfmt-support, then mount -t binfmt_misc binfmt_misc {BINFMT_DIR} && update-binfmts --enable {entry}"
+        )
+
+
+def _debootstrap(rootfs: Path, mirror: str, log_path: Path, arch: str = HOST_ARCH) -> None:
     binary = shutil.which(DEBOOTSTRAP) or shutil.which("debootstrap")
     if binary is None:
         raise ServiceStartError("debootstrap not found: apt-get install debootstrap")
@@ -107,6 +157,7 @@ def _debootstrap(rootfs: Path, mirror: str, log_path: Path) -> None:
     argv = [
         binary,
         "--variant=minbase",
+        f"--arch={arch}",
         f"--include={','.join(PACKAGES)}",
         SUITE,
         str(rootfs),
@@ -147,18 +198,25 @@ def _clean(rootfs: Path) -> None:
     log.info("cleaned %d cache/doc entries from the root filesystem", removed)
 
 
-def _import(client: docker.DockerClient, rootfs: Path, tar_path: Path, tag: str) -> None:
+def _import(client: docker.DockerClient, tar_path: Path, tag: str, arch: str) -> None:
     log.info("importing root filesystem as %s", tag)
-    # tar (not Python's tarfile) keeps device nodes, hard links, xattrs and numeric owners exactly.
-    subprocess.run(
-        ["tar", "--numeric-owner", "--xattrs", "-C", str(rootfs), "-cf", str(tar_path), "."],
-        check=True,
-        capture_output=True,
-    )
-    repository, version = tag, "latest"
-    if ":" in tag.rsplit("/", 1)[-1]:
-        repository, version = tag.rsplit(":", 1)
-    client.api.import_image_from_file(str(tar_path), repository=repository, tag=version, changes=list(IMAGE_CHANGES))
+    if arch == HOST_ARCH:
+        repository, version = tag, "latest"
+        if ":" in tag.rsplit("/", 1)[-1]:
+            repository, version = tag.rsplit(":", 1)
+        changes = list(IMAGE_CHANGES)
+        client.api.import_image_from_file(str(tar_path), repository=repository, tag=version, changes=changes)
+    else:
+        # Neither the SDK's import nor `docker import --platform` records a foreign architecture in the
+        # image config; BuildKit does for FROM scratch, and ADD unpacks the tar without running anything.
+        dockerfile = tar_path.parent / "Dockerfile"
+        dockerfile.write_text("\n".join(["FROM scratch", f"ADD {tar_path.name} /", *IMAGE_CHANGES]) + "\n")
+        argv = ["/usr/bin/docker", "build", "--platform", f"linux/{arch}", "-t", tag, str(tar_path.parent)]
+        done = subprocess.run(
+            argv, capture_output=True, text=True, check=False, env={**os.environ, "DOCKER_BUILDKIT": "1"}
+        )
+        if done.returncode != 0:
+            raise ServiceStartError(f"docker build of the {arch} base image {tag} failed:\n{done.stderr[-4000:]}")
     try:
         client.images.get(tag)
     except ImageNotFound as e:
@@ -167,7 +225,8 @@ def _import(client: docker.DockerClient, rootfs: Path, tar_path: Path, tag: str)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tag", default=DEFAULT_TAG, help="image tag (default: %(default)s)")
+    parser.add_argument("--arch", default=HOST_ARCH, help="Debian architecture (default: %(default)s)")
+    parser.add_argument("--tag", help=f"image tag (default: {DEFAULT_TAG}, with -ARCH for another architecture)")
     parser.add_argument("--mirror", default=MIRROR, help="Debian mirror (default: %(default)s)")
     parser.add_argument("--rebuild", action="store_true", help="build even if the tag exists")
     parser.add_argument("-v", "--verbose", action="store_true", help="show every debootstrap line")
@@ -181,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
 
     client = ensure_docker()
     try:
-        print(ensure_base_image(client, tag=args.tag, mirror=args.mirror, rebuild=args.rebuild))
+        tag = args.tag or default_tag(args.arch)
+        print(ensure_base_image(client, tag=tag, mirror=args.mirror, rebuild=args.rebuild, arch=args.arch))
     except ServiceStartError as e:
         log.error("%s", e)
         return 1
