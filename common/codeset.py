@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from mlflow.projects._project_spec import EntryPoint, Project
 
 MLPROJECT_NAMES = ("MLproject", "mlproject", "MLProject")
+_FIX_MLPROJECT = "fix the MLproject file (format: https://mlflow.org/docs/latest/projects.html)"
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class Codeset:
         try:
             return _project_spec.load_project(str(self.path))
         except MlflowException as e:
-            raise CodesetError(f"{path.name}: {e.message}") from e
+            raise CodesetError(f"{path.name}: {e.message}", _FIX_MLPROJECT) from e
 
     def entry_point(self, name: str) -> EntryPoint:
         """The named entry point; an unknown name lists the ones there are."""
@@ -105,15 +106,17 @@ def _check_mlproject_yaml(path: Path) -> None:
         mark = getattr(e, "problem_mark", None)
         where = f"{path.name}:{mark.line + 1}" if mark else path.name
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise CodesetError(f"{where}: invalid YAML ({problem})") from e
+        raise CodesetError(f"{where}: invalid YAML ({problem})", _FIX_MLPROJECT) from e
     if not isinstance(document, dict):
-        raise CodesetError(f"{path.name}: expected a mapping with 'entry_points', got {type(document).__name__}")
+        raise CodesetError(
+            f"{path.name}: expected a mapping with 'entry_points', got {type(document).__name__}", _FIX_MLPROJECT
+        )
     entry_points = document.get("entry_points", {})
     if not isinstance(entry_points, dict):
-        raise CodesetError(f"{path.name}: 'entry_points' must be a mapping of name to entry point")
+        raise CodesetError(f"{path.name}: 'entry_points' must be a mapping of name to entry point", _FIX_MLPROJECT)
     for name, entry in entry_points.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("command"), str):
-            raise CodesetError(f"{path.name}: entry point {name!r} needs a 'command' string")
+            raise CodesetError(f"{path.name}: entry point {name!r} needs a 'command' string", _FIX_MLPROJECT)
         parameters = entry.get("parameters", {}) or {}
         if not isinstance(parameters, dict):
-            raise CodesetError(f"{path.name}: 'parameters' of entry point {name!r} must be a mapping")
+            raise CodesetError(f"{path.name}: 'parameters' of entry point {name!r} must be a mapping", _FIX_MLPROJECT)

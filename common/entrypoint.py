@@ -4,12 +4,18 @@ A step function takes the environment mapping, does its work and returns the
 result value. The wrapper writes that value as the step result (only then, and
 atomically), logs a one-line summary, and maps a ``StepError`` to a one-line
 message and exit code 1. Any other exception is a bug: exit 2 with a traceback.
+
+``main`` (the process entry) also routes descriptors 1 and 2 through the
+masking stream (common/masked_output.py), so nothing the step or its children
+write escapes masking, and turns SIGTERM into ``Terminated``: the step's
+cleanup runs (children stopped, an MLflow run marked KILLED) and it exits 143.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -17,16 +23,29 @@ from collections.abc import Callable, Mapping
 from common.errors import StepError
 from common.inputs import Inputs
 from common.logs import configure_logging, masker
+from common.masked_output import masked_output
 from common.results import check_result_folder, write_result
+from common.telemetry import disable_telemetry
 
 log = logging.getLogger("fuseml")
 
 StepFunction = Callable[[Mapping[str, str]], str]
 
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so every ``finally`` and cleanup on the way runs."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
 
 def run_step(step: str, function: StepFunction, environ: Mapping[str, str] | None = None) -> int:
     """Run ``function`` as step ``step`` and return the process exit code."""
     environ = dict(os.environ if environ is None else environ)
+    disable_telemetry(environ, os.environ)
     started = time.monotonic()
     try:
         verbose = Inputs(environ).bool("verbose", False)
@@ -41,6 +60,9 @@ def run_step(step: str, function: StepFunction, environ: Mapping[str, str] | Non
         path = write_result(value, environ)
     except StepError as e:
         return _fail(step, e)
+    except Terminated:
+        log.error("%s: terminated", step)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         log.error("%s: interrupted", step)
         return 130
@@ -54,7 +76,10 @@ def run_step(step: str, function: StepFunction, environ: Mapping[str, str] | Non
 
 def main(step: str, function: StepFunction) -> None:
     """Entrypoint helper for ``__main__`` modules."""
-    sys.exit(run_step(step, function))
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    with masked_output(masker()):
+        code = run_step(step, function)
+    sys.exit(code)
 
 
 def _fail(step: str, error: StepError) -> int:

@@ -46,3 +46,8 @@ SECRET_NAME_WORDS = ("PASSWORD", "SECRET", "TOKEN", "APIKEY", "API_KEY", "CREDEN
 def input_variable(name: str) -> str:
     """The variable FuseML sets for workflow input ``name``: upper-cased, nothing else."""
     return INPUT_PREFIX + name.upper()
+
+
+# Telemetry switches of the libraries the steps run (MLflow's, and the cross-tool convention).
+MLFLOW_DISABLE_TELEMETRY = "MLFLOW_DISABLE_TELEMETRY"
+DO_NOT_TRACK = "DO_NOT_TRACK"

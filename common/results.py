@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 # Tekton's limit for all results of a step is about 4 KB.
 MAX_RESULT_BYTES = 4096
+# The result is written through ".<name>.<random>.tmp", which must fit a file name (255 bytes).
+MAX_RESULT_NAME_BYTES = 200
 
 
 def result_path(environ: Mapping[str, str]) -> Path | None:
@@ -29,6 +31,11 @@ def result_path(environ: Mapping[str, str]) -> Path | None:
         return None
     if "/" in name or name in (".", ".."):
         raise InputError(f"{TASK_RESULT}={name!r} is not a valid result name: use a plain name")
+    if len(name.encode()) > MAX_RESULT_NAME_BYTES:
+        raise InputError(
+            f"{TASK_RESULT} is {len(name.encode())} bytes long, too long for a file name",
+            f"use a result name of at most {MAX_RESULT_NAME_BYTES} bytes",
+        )
     folder = Path(environ.get(RESULTS_DIR, "").strip() or DEFAULT_RESULTS_DIR)
     return folder / name
 

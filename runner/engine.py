@@ -158,7 +158,7 @@ class _Run:
             record.exit_code = self.execute(spec)
             tail.stop()
             if self.cancel.is_set():
-                record.status, record.error = CANCELLED, "interrupted"
+                record.status, record.error = CANCELLED, f"stopped by cancelling the run (exit code {record.exit_code})"
             elif record.exit_code != 0:
                 record.status = FAILED
                 record.error = f"exit code {record.exit_code}; log: {record.log_path}"
@@ -175,23 +175,33 @@ class _Run:
             self.progress.step_finished(self.run, record)
 
     def execute(self, spec: StepSpec) -> int:
-        """Run the step in a thread, so Ctrl-C here cancels it (the step has its own session)."""
+        """Run the step in a thread, so Ctrl-C (or SIGTERM) here cancels it (the step has its own session).
+
+        The thread's end is awaited on an Event, not ``Thread.join``: on Python 3.11 a join that
+        Ctrl-C interrupts can mark the thread stopped while it still runs, and the run would be
+        recorded Cancelled while its step went on. After a cancel we wait for the executor to
+        have stopped the step (its grace period, then SIGKILL), however many interrupts follow.
+        """
         outcome: dict[str, int | BaseException] = {}
+        done = threading.Event()
 
         def target() -> None:
             try:
                 outcome["code"] = self.executor.run(spec, self.cancel)
             except BaseException as e:  # noqa: BLE001 - handed to the calling thread
                 outcome["error"] = e
+            finally:
+                done.set()
 
         worker = threading.Thread(target=target, name=f"step-{spec.step}", daemon=True)
         worker.start()
-        try:
-            while worker.is_alive():
-                worker.join(_JOIN_INTERVAL)
-        except KeyboardInterrupt:
-            self.cancel.set()
-            worker.join()
+        while not done.is_set():
+            try:
+                done.wait(_JOIN_INTERVAL)
+            except KeyboardInterrupt:
+                if not self.cancel.is_set():
+                    log.warning("cancelling: stopping step %s", spec.step)
+                self.cancel.set()
         if "error" in outcome:
             raise outcome["error"]  # type: ignore[misc]
         return int(outcome.get("code", 1))  # type: ignore[arg-type]

@@ -2,14 +2,16 @@
 
 One row per run and one per step. Run names follow FuseML's habit of
 workflow-based names with a counter (``mlflow-e2e-3``), short enough to type.
-Each write is its own short transaction, so a crashed run leaves a record that
-says ``Running`` with the steps it got through, and ``runs`` can still be used
-while another run is writing.
+Each write is its own short transaction, so ``runs`` can still be used while
+another run is writing. A run records its runner's pid and start time: a run
+still ``Running`` whose runner is gone (killed with SIGKILL, the machine
+rebooted) reads back as ``Failed (runner died)``, and so does its running step.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.errors import StepError
+from common.processes import start_time
 
 DB_FILE = "runs.db"
 
@@ -28,6 +31,7 @@ SUCCEEDED = "Succeeded"
 FAILED = "Failed"
 CANCELLED = "Cancelled"
 SKIPPED = "Skipped"
+RUNNER_DIED = "Failed (runner died)"
 FINISHED = (SUCCEEDED, FAILED, CANCELLED, SKIPPED)
 
 _SCHEMA = """
@@ -42,7 +46,9 @@ CREATE TABLE IF NOT EXISTS runs (
     run_dir TEXT NOT NULL,
     inputs TEXT NOT NULL,
     outputs TEXT NOT NULL,
-    error TEXT
+    error TEXT,
+    runner_pid INTEGER,
+    runner_start TEXT
 );
 CREATE TABLE IF NOT EXISTS steps (
     run TEXT NOT NULL REFERENCES runs(name),
@@ -99,6 +105,8 @@ class RunRecord:
     outputs: dict[str, str] = field(default_factory=dict)
     steps: list[StepRecord] = field(default_factory=list)
     error: str | None = None
+    runner_pid: int | None = None
+    runner_start: str | None = None
 
     @property
     def duration(self) -> float:
@@ -124,6 +132,10 @@ class RunStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._db() as db:
             db.executescript(_SCHEMA)
+            columns = {row["name"] for row in db.execute("PRAGMA table_info(runs)")}
+            for column, kind in (("runner_pid", "INTEGER"), ("runner_start", "TEXT")):
+                if column not in columns:  # a state folder from before runner tracking
+                    db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -147,8 +159,11 @@ class RunStore:
                 number += 1
             name = f"{workflow}-{number}"
             run = RunRecord(name, workflow, executor, codeset, runs_dir / name, time.time(), inputs=dict(inputs))
+            run.runner_pid = os.getpid()
+            run.runner_start = start_time(run.runner_pid)
             db.execute(
-                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO runs (name, workflow, status, started, finished, executor, codeset, run_dir, inputs,"
+                " outputs, error, runner_pid, runner_start) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     run.name,
                     run.workflow,
@@ -161,6 +176,8 @@ class RunStore:
                     json.dumps(run.inputs),
                     "{}",
                     None,
+                    run.runner_pid,
+                    run.runner_start,
                 ),
             )
         return run
@@ -215,7 +232,7 @@ class RunStore:
 
 
 def _run(row: sqlite3.Row, steps: list[sqlite3.Row]) -> RunRecord:
-    return RunRecord(
+    run = RunRecord(
         name=row["name"],
         workflow=row["workflow"],
         executor=row["executor"],
@@ -242,4 +259,20 @@ def _run(row: sqlite3.Row, steps: list[sqlite3.Row]) -> RunRecord:
             )
             for s in steps
         ],
+        runner_pid=row["runner_pid"],
+        runner_start=row["runner_start"],
     )
+    if run.status == RUNNING and _runner_gone(run):
+        run.status = RUNNER_DIED
+        run.error = run.error or f"the runner (pid {run.runner_pid}) ended without finishing the run"
+        for step in run.steps:
+            if step.status == RUNNING:
+                step.status = RUNNER_DIED
+    return run
+
+
+def _runner_gone(run: RunRecord) -> bool:
+    """True when the process that ran ``run`` is no longer there (a record from before pids: unknown, False)."""
+    if run.runner_pid is None:
+        return False
+    return start_time(run.runner_pid) != run.runner_start

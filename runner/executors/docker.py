@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from common import names
+from common.logs import masker
 from runner.executors.base import VENV_SCHEME, Executor, ExecutorError, StepSpec, image_role
 from steps.predictor.settings import default_state_dir
 
@@ -175,8 +176,20 @@ class DockerExecutor(Executor):
 
 
 def _copy_logs(container: Any, log_path: Path) -> None:
-    """Append the container's output to the step log as it comes."""
+    """Append the container's output to the step log as it comes, each line masked.
+
+    Our steps mask their own output; an image that is not ours may not, and the
+    log file is kept on disk, so the runner masks it once more on the way in.
+    """
+    mask = masker().mask
+    pending = b""
     with open(log_path, "ab") as out:
         for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
-            out.write(chunk)
-            out.flush()
+            pending += chunk
+            cut = pending.rfind(b"\n") + 1
+            if cut:
+                out.write(mask(pending[:cut].decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape"))
+                out.flush()
+                pending = pending[cut:]
+        if pending:
+            out.write(mask(pending.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape"))

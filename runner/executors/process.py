@@ -9,7 +9,8 @@ The step runs in its own session with output to the log file, not a pipe: the
 predictor's local target leaves a serving process behind on purpose, and a
 pipe it inherited would keep the step "running" until that server died. For
 the same reason a finished step's process group is left alone; only a
-cancelled step is killed, group and all.
+cancelled step is stopped: SIGTERM to its group (our steps forward it to their
+children), then SIGKILL to every group of its process tree after the grace period.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from common import names
-from common.processes import stop_process_group
+from common.processes import stop_process_tree
 from runner.executors.base import VENV_SCHEME, Executor, ExecutorError, StepSpec, image_role
 
 log = logging.getLogger(__name__)
@@ -128,5 +129,5 @@ class ProcessExecutor(Executor):
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the step's process group, SIGKILL it if it lingers."""
-    stop_process_group(proc, STOP_GRACE_SECONDS)
+    """SIGTERM the step's process group; after the grace period, SIGKILL all that is left of its tree."""
+    stop_process_tree(proc, STOP_GRACE_SECONDS)

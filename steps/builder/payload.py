@@ -13,6 +13,7 @@ a ``common/`` module the trainer does not import leaves every tag as it was.
 from __future__ import annotations
 
 import hashlib
+import shlex
 import shutil
 from modulefinder import ModuleFinder
 from pathlib import Path
@@ -65,11 +66,14 @@ def builder_version(root: Path = PROJECT_ROOT) -> str:
 
 
 def run_script(venv: str | Path) -> str:
-    """The ``run`` command: the trainer, with the environment's own Python."""
+    """The ``run`` command: the trainer, with the environment's own Python.
+
+    The path is quoted for sh: a cache folder named ``$(...)`` must stay a name, not run.
+    """
     return (
         "#!/bin/sh\n"
         f"# FuseML trainer step (fuseml-steps {__version__})\n"
-        f'exec "{venv}/bin/python" -m {TRAINER_MODULE} "$@"\n'
+        f'exec {shlex.quote(f"{venv}/bin/python")} -m {TRAINER_MODULE} "$@"\n'
     )
 
 

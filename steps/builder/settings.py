@@ -15,6 +15,7 @@ from pathlib import Path
 
 from common.errors import InputError
 from common.inputs import Inputs
+from steps.builder.registry.reference import check_registry, check_repository
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,9 @@ class BuilderSettings:
         if _given_empty(inputs, environ, "pull_registry"):
             pull_registry = registry
         repository = inputs.str("repository", DEFAULT_REPOSITORY).strip("/")
+        check_registry(registry, inputs.variable("registry"))
+        check_registry(pull_registry, inputs.variable("pull_registry"))
+        check_repository(repository, inputs.variable("repository"))
         return cls(
             registry=registry,
             pull_registry=pull_registry,

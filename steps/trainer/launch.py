@@ -23,6 +23,9 @@ from common.processes import stop_process_group
 log = logging.getLogger(__name__)
 
 TAIL_LINES = 20
+# How long the entry point gets to exit after SIGTERM before it is killed: well within
+# the runner's grace for the whole step (runner/executors), so nothing outlives a cancelled step.
+STOP_GRACE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -80,4 +83,4 @@ def with_python_on_path(env: Mapping[str, str]) -> dict[str, str]:
 def _kill_group(process: subprocess.Popen[str]) -> None:
     if process.poll() is None:
         log.warning("stopping the entry point (pid %s)", process.pid)
-    stop_process_group(process)
+    stop_process_group(process, STOP_GRACE_SECONDS)

@@ -15,9 +15,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from common.codeset import Codeset
-from common.errors import ExecutionError
+from common.errors import ExecutionError, InputError
 from common.inputs import Inputs
 from common.storage import S3Settings, S3Store
 from steps.trainer.launch import run_command, with_python_on_path
@@ -30,6 +31,9 @@ from steps.trainer.tracking import (
     tracking_uri,
     translate_tracking_error,
 )
+
+if TYPE_CHECKING:
+    from mlflow.projects._project_spec import EntryPoint
 
 log = logging.getLogger(__name__)
 
@@ -72,15 +76,16 @@ def train(environ: Mapping[str, str]) -> str:
 
     mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient(tracking_uri=uri)
-    try:
-        run = get_or_create_run(
-            None, str(codeset.path), experiment_id, str(codeset.path), None, settings.entry_point, parameters
-        )
-    except MlflowException as e:
-        raise translate_tracking_error(e, uri) from e
-    run_id = run.info.run_id
     with tempfile.TemporaryDirectory(prefix="fuseml-trainer-") as storage_dir:
-        command = entry_point.compute_command(parameters, storage_dir)
+        # Path parameters are resolved (checked, or downloaded) here, before a run exists to leave RUNNING.
+        command = _entry_point_command(entry_point, parameters, storage_dir, settings.entry_point)
+        try:
+            run = get_or_create_run(
+                None, str(codeset.path), experiment_id, str(codeset.path), None, settings.entry_point, parameters
+            )
+        except MlflowException as e:
+            raise translate_tracking_error(e, uri) from e
+        run_id = run.info.run_id
         log.info("=== running entry point %r in MLflow run %s: %s ===", settings.entry_point, run_id, command)
         env = with_python_on_path({**bounded_http_env(environ), **get_run_env_vars(run_id, experiment_id)})
         started = time.monotonic()
@@ -99,6 +104,19 @@ def train(environ: Mapping[str, str]) -> str:
     client.set_terminated(run_id, "FINISHED")
     log.info("entry point %r finished in %.1fs", settings.entry_point, time.monotonic() - started)
     return find_model_url(client, run_id, experiment_id, settings.artifact_path, environ)
+
+
+def _entry_point_command(entry_point: EntryPoint, parameters: Mapping[str, str], storage_dir: str, name: str) -> str:
+    """The entry point's shell command, its ``path`` parameters checked to exist (or downloaded)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return entry_point.compute_command(parameters, storage_dir)
+    except MlflowException as e:
+        raise InputError(
+            f"entry point {name!r}: {e.message}",
+            "give an existing file or folder (relative to the codeset) or a URI MLflow can download",
+        ) from e
 
 
 def _check_artifact_store(artifact_location: str, environ: Mapping[str, str]) -> None:

@@ -9,6 +9,7 @@ MLflow server of the fixtures. A rerun must reuse the builder's venv.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -103,7 +104,15 @@ def test_with_real_s3_and_mlflow_server(
     services_env: dict[str, str],
     wine_rows: Callable[[int], list[list[float]]],
 ) -> None:
-    config = Config.from_environ(services_env)
+    """With a password in the tracking URL: MLflow prints that URL itself, and no log file may hold it."""
+    password = "url-pa55-" + uuid.uuid4().hex
+    env = {**services_env}
+    env["MLFLOW_TRACKING_URI"] = env["MLFLOW_TRACKING_URI"].replace("://", f"://fuseml:{password}@", 1)
+    config = Config.from_environ(env)
     run = run_and_check(workflow, codeset("wine-s3"), executor, config, tmp_path / "state")
     assert run.steps[1].output.startswith("s3://mlflow-artifacts/")
     assert len(predict(run.outputs["prediction-url"], wine_rows(3))) == 3
+    trainer_log = run.steps[1].log_path.read_text()
+    assert "View run" in trainer_log and "fuseml:****@" in trainer_log, "MLflow's run link is logged, masked"
+    holding = [p for p in (tmp_path / "state").rglob("*") if p.is_file() and password.encode() in p.read_bytes()]
+    assert holding == [], f"files the run wrote hold the tracking password: {holding}"

@@ -45,6 +45,11 @@ def assert_failed(result, env, *fragments: str) -> None:
         assert fragment in last, last
 
 
+def files_holding(folder: Path, secret: str) -> list[Path]:
+    """Every file under ``folder`` whose bytes contain ``secret``."""
+    return [p for p in folder.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+
+
 def test_trains_the_wine_codeset_and_returns_a_loadable_model(wine_codeset, step_env, monkeypatch):
     step_env["FUSEML_MLFLOW_ENTRYPOINT_ARGS"] = "alpha=0.4"
     step_env["FUSEML_L1_RATIO"] = "0.2"
@@ -80,16 +85,20 @@ def _experiment(codeset: Path) -> str:
     return "tests." + (codeset / ".fuseml" / "_project").read_text().strip()
 
 
-def test_verbose_run_never_shows_a_secret(wine_codeset, step_env):
+def test_verbose_run_never_shows_a_secret(wine_codeset, step_env, tmp_path):
     step_env["FUSEML_VERBOSE"] = "true"
     step_env["MLFLOW_TRACKING_USERNAME"] = "fuseml"
     step_env["MLFLOW_TRACKING_PASSWORD"] = "tracking-pa55-" + uuid.uuid4().hex
+    url_password = "url-pa55-" + uuid.uuid4().hex  # MLflow prints its run link, this URL, itself
+    step_env["MLFLOW_TRACKING_URI"] = step_env["MLFLOW_TRACKING_URI"].replace("://", f"://fuseml:{url_password}@", 1)
     result = run_step("steps.trainer", step_env, cwd=wine_codeset)
     assert result.returncode == 0, result.stderr
     output = result.stdout + result.stderr
     assert "DEBUG" in output, "verbose mode shows detail"
-    for secret in (step_env["AWS_SECRET_ACCESS_KEY"], step_env["MLFLOW_TRACKING_PASSWORD"]):
+    assert "View run" in result.stdout and "fuseml:****@" in result.stdout
+    for secret in (step_env["AWS_SECRET_ACCESS_KEY"], step_env["MLFLOW_TRACKING_PASSWORD"], url_password):
         assert secret not in output
+        assert files_holding(tmp_path, secret) == []
 
 
 def test_no_mlproject(tmp_path, step_env):
@@ -161,3 +170,98 @@ def test_wrong_s3_credentials(wine_codeset, step_env):
     result = run_step("steps.trainer", step_env, cwd=wine_codeset)
     assert_failed(result, step_env, "S3 authentication failed", "AWS_SECRET_ACCESS_KEY")
     assert step_env["AWS_SECRET_ACCESS_KEY"] not in result.stderr
+
+
+def test_a_password_in_the_tracking_url_is_never_shown(wine_codeset, step_env, tmp_path):
+    """MLflow itself prints 'View run … at: <tracking URL>' to stdout; that line must be masked too (quiet mode
+    here; the verbose test above checks the same)."""
+    password = "url-pa55-" + uuid.uuid4().hex
+    step_env["MLFLOW_TRACKING_URI"] = step_env["MLFLOW_TRACKING_URI"].replace("://", f"://fuseml:{password}@", 1)
+    result = run_step("steps.trainer", step_env, cwd=wine_codeset)
+    assert result.returncode == 0, result.stderr
+    assert "View run" in result.stdout, "MLflow's own run link is what this test is about"
+    assert "fuseml:****@" in result.stdout + result.stderr
+    assert password not in result.stdout + result.stderr
+    assert files_holding(tmp_path, password) == []
+
+
+def test_a_missing_path_parameter_fails_before_any_mlflow_run(tmp_path, step_env):
+    codeset = make_codeset(
+        tmp_path,
+        """\
+        name: paths
+        entry_points:
+          main:
+            parameters:
+              data: path
+            command: "python -c 'print(1)' {data}"
+        """,
+    )
+    (codeset / ".fuseml").mkdir()
+    (codeset / ".fuseml" / "_org").write_text("tests\n")
+    (codeset / ".fuseml" / "_project").write_text("paths-" + uuid.uuid4().hex[:8] + "\n")
+    step_env["FUSEML_DATA"] = "no-such-file.csv"
+    result = run_step("steps.trainer", step_env, cwd=codeset)
+    assert_failed(result, step_env, "Got value no-such-file.csv for parameter data", "give an existing file")
+    import mlflow
+
+    client = mlflow.MlflowClient(step_env["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name(_experiment(codeset))
+    assert experiment is None or client.search_runs([experiment.experiment_id]) == []
+
+
+def test_sigterm_stops_the_entry_point_and_marks_the_mlflow_run_killed(tmp_path, step_env):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import mlflow
+
+    from common.processes import start_time
+
+    pid_file = tmp_path / "train.pid"
+    codeset = make_codeset(
+        tmp_path,
+        """\
+        name: slow
+        entry_points:
+          main:
+            command: "python train.py"
+        """,
+        **{
+            "train.py": f"""\
+            import os, pathlib, time
+            import mlflow
+            with mlflow.start_run():
+                pathlib.Path("{pid_file}.tmp").write_text(str(os.getpid()))
+                os.rename("{pid_file}.tmp", "{pid_file}")
+                time.sleep(600)
+            """
+        },
+    )
+    (codeset / ".fuseml").mkdir()
+    (codeset / ".fuseml" / "_org").write_text("tests\n")
+    (codeset / ".fuseml" / "_project").write_text("slow-" + uuid.uuid4().hex[:8] + "\n")
+    trainer = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "steps.trainer"], env=step_env, cwd=codeset, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not pid_file.exists() and trainer.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert pid_file.exists(), f"the entry point never started: {trainer.communicate()[1]}"
+        entry_point = int(pid_file.read_text())
+        trainer.send_signal(signal.SIGTERM)
+        _, stderr = trainer.communicate(timeout=120)
+    finally:
+        if trainer.poll() is None:
+            trainer.kill()
+            trainer.communicate()
+    assert trainer.returncode == 143, stderr
+    assert stderr.strip().splitlines()[-1].endswith("trainer: terminated"), stderr
+    assert start_time(entry_point) is None, "train.py outlived the trainer"
+    assert read_result(step_env) is None
+    client = mlflow.MlflowClient(step_env["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name(_experiment(codeset))
+    assert [r.info.status for r in client.search_runs([experiment.experiment_id])] == ["KILLED"]

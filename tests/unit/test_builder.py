@@ -4,6 +4,8 @@ build context, log following, backend choice, and the venv backend's lock."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -17,7 +19,15 @@ from steps.builder.backends.docker import follow_build, follow_push
 from steps.builder.backends.venv import MARKER, VenvBackend
 from steps.builder.check_python import satisfied
 from steps.builder.envspec import EnvSpec, load_envspec
-from steps.builder.payload import CHECK_PYTHON, builder_version, copy_app, payload, trainer_code, write_context
+from steps.builder.payload import (
+    CHECK_PYTHON,
+    builder_version,
+    copy_app,
+    payload,
+    run_script,
+    trainer_code,
+    write_context,
+)
 from steps.builder.registry import RegistryError
 from steps.builder.settings import BuilderSettings
 from steps.builder.tag import environment_tag
@@ -232,3 +242,97 @@ def test_venv_backend_rejects_a_python_it_cannot_match(tmp_path: Path) -> None:
     plan = BuildPlan(spec=spec, tag="t2", settings=settings, codeset=WINE)
     with pytest.raises(InputError, match=r"python_env.yaml asks for python 2.7, but .* is Python 3\."):
         VenvBackend({}, settings).build(plan)
+
+
+def test_the_run_script_keeps_a_hostile_cache_folder_name_a_name(tmp_path: Path) -> None:
+    """sh expands $(...) inside double quotes: the generated script must quote for sh."""
+    pwned = tmp_path / "pwned"
+    venv = tmp_path / f"cache $(touch {pwned}) `touch {pwned}` \"'" / "t1"
+    (venv / "bin").mkdir(parents=True)
+    python = venv / "bin" / "python"
+    python.write_text('#!/bin/sh\necho "python $*"\n')
+    python.chmod(0o755)
+    run = venv / "bin" / "run"
+    run.write_text(run_script(venv))
+    run.chmod(0o755)
+    done = subprocess.run([str(run), "--flag"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "python -m steps.trainer --flag\n"
+    assert not pwned.exists(), "the cache folder's name ran as a command"
+
+
+@pytest.mark.parametrize(
+    "variable,value",
+    [
+        ("FUSEML_REPOSITORY", "../../../evil"),
+        ("FUSEML_REPOSITORY", "mlflow trainer"),
+        ("FUSEML_REPOSITORY", "MLflow/Trainer"),
+        ("FUSEML_REGISTRY", "reg.example/path"),
+        ("FUSEML_REGISTRY", "reg example:5000"),
+        ("FUSEML_PULL_REGISTRY", "127.0.0.1:5000/x"),
+    ],
+)
+def test_registry_and_repository_follow_the_oci_grammar(variable: str, value: str) -> None:
+    with pytest.raises(InputError) as caught:
+        BuilderSettings.from_environ({variable: value})
+    message = str(caught.value)
+    assert message.startswith(f"{variable}={value!r} is not a valid ") and "; " in message and "\n" not in message
+
+
+def test_valid_registries_and_repositories_are_kept() -> None:
+    for registry in ("127.0.0.1:5000", "localhost", "[::1]:5000", "reg-1.example.com"):
+        settings = BuilderSettings.from_environ({"FUSEML_REGISTRY": registry, "FUSEML_REPOSITORY": "a/b-c/d__e.f"})
+        assert settings.push_reference("t") == f"{registry}/a/b-c/d__e.f:t"
+
+
+# A builder whose "pip" keeps writing into the environment until it is killed, run as its own process.
+_KILLED_BUILDER = """
+import sys
+from pathlib import Path
+from steps.builder.backends.base import BuildPlan
+from steps.builder.backends.venv import VenvBackend
+from steps.builder.envspec import load_envspec
+from steps.builder.settings import BuilderSettings
+
+cache, wine, pid_file = map(Path, sys.argv[1:])
+writer = 'echo $$ > "$0.tmp" && mv "$0.tmp" "$0"; i=0; while :; do i=$((i+1)); mkdir -p "$1/lib/d$i"; done'
+
+def slow_pip(self, plan, folder):
+    (folder / "lib").mkdir(parents=True)
+    self._run(["sh", "-c", writer, str(pid_file), str(folder)], "pip")
+
+VenvBackend._create = slow_pip
+settings = BuilderSettings.from_environ({"FUSEML_CACHE_DIR": str(cache), "FUSEML_BACKEND": "venv"})
+VenvBackend({}, settings).build(BuildPlan(spec=load_envspec(wine), tag="t1", settings=settings, codeset=wine))
+"""
+
+
+def test_a_killed_builder_takes_pip_with_it_and_the_next_build_starts_afresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from common.polling import wait_until
+    from common.processes import start_time
+
+    pip_pid = tmp_path / "pip.pid"
+    builder = subprocess.Popen(  # noqa: S603 - our own interpreter
+        [sys.executable, "-c", _KILLED_BUILDER, str(tmp_path / "cache"), str(WINE), str(pip_pid)], cwd=ROOT
+    )
+    try:
+        assert wait_until(pip_pid.exists, timeout=60, interval=0.05), "the builder never started its pip"
+        assert (tmp_path / "cache" / "t1.lock").read_text() == str(builder.pid), "the lock names its owner"
+    finally:
+        builder.kill()
+        builder.wait()
+    pip = int(pip_pid.read_text())
+    assert wait_until(lambda: start_time(pip) is None, timeout=30, interval=0.05), "pip outlived the killed builder"
+
+    def fake_create(self: VenvBackend, plan: BuildPlan, folder: Path) -> None:
+        (folder / "bin").mkdir(parents=True)
+        (folder / "bin" / "run").write_text("#!/bin/sh\n")
+
+    monkeypatch.setattr(VenvBackend, "_create", fake_create)
+    settings = BuilderSettings.from_environ({"FUSEML_CACHE_DIR": str(tmp_path / "cache"), "FUSEML_BACKEND": "venv"})
+    plan = BuildPlan(spec=load_envspec(WINE), tag="t1", settings=settings, codeset=WINE)
+    assert VenvBackend({}, settings).build(plan) == f"venv://{tmp_path / 'cache' / 't1'}"
+    assert not (tmp_path / "cache" / "t1" / "lib").exists(), "the half-built folder was reused"
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["t1", "t1.lock"]

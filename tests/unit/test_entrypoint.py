@@ -132,3 +132,65 @@ def test_ctrl_c_exits_130_saying_interrupted_and_no_result(env: dict[str, str], 
     assert stderr.splitlines()[-1].endswith("scripted: interrupted"), stderr
     assert "Traceback" not in stderr
     assert read_result(env) is None and files_in_results(env) == []
+
+
+@pytest.mark.parametrize("verbose", ["false", "true"])
+def test_nothing_written_anywhere_shows_a_url_password(env: dict[str, str], verbose: str) -> None:
+    """MLflow prints its run URL with sys.stdout.write: no logging filter sees it, only the masked descriptors do."""
+    url = f"http://user:{SECRET}@mlflow.example:5000/#/experiments/1"
+    done = run(env, "leak", url, FUSEML_VERBOSE=verbose)
+    assert done.returncode == 0, done.stderr
+    output = done.stdout + done.stderr
+    for shown in ("View run at:", "cannot reach", "child: ", "child err: ", "no newline"):
+        assert shown in output, f"{shown!r} missing from {output!r}"
+    assert SECRET not in output, output
+    assert "http://user:****@mlflow.example:5000" in done.stdout
+
+
+def test_telemetry_is_off_for_the_step_and_its_children_unless_asked_for(env: dict[str, str]) -> None:
+    assert run(env, "telemetry").returncode == 0
+    assert read_result(env) == "true,true true,true"
+    assert run(env, "telemetry", MLFLOW_DISABLE_TELEMETRY="false").returncode == 0
+    assert read_result(env) == "false,true false,true"
+
+
+def test_sigterm_stops_the_step_and_the_children_in_their_own_session_exit_143(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    started = tmp_path / "child-pid"
+    step_env = {**env, "FUSEML_OUTCOME": "spawn", "FUSEML_VALUE": str(started)}
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", STEP], env=step_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not started.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not started.exists():
+            process.kill()
+            pytest.fail(f"the step never started its child (exit {process.poll()}): {process.communicate()[1]}")
+        time.sleep(0.1)  # the file may exist a moment before its content is written
+        child = int(started.read_text())
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=START_TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 143, stderr
+    assert stderr.splitlines()[-1].endswith("scripted: terminated"), stderr
+    assert "Traceback" not in stderr
+    assert not Path(f"/proc/{child}").exists(), "the child in its own session outlived the step"
+    assert read_result(env) is None and files_in_results(env) == []
+
+
+def test_a_result_name_too_long_for_a_file_fails_before_the_work(env: dict[str, str], tmp_path: Path) -> None:
+    marker = tmp_path / "worked"
+    done = run({**env, "TASK_RESULT": "r" * 300}, "wait", str(marker))
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines() == [
+        "scripted: error: TASK_RESULT is 300 bytes long, too long for a file name; "
+        "use a result name of at most 200 bytes"
+    ]
+    assert not marker.exists(), "the name is checked before the work starts"
+    assert files_in_results(env) == []

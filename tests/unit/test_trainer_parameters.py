@@ -90,3 +90,37 @@ def test_fuseml_metadata_names_the_experiment(tmp_path):
     (tmp_path / ".fuseml" / "_org").write_text("acme\n")
     (tmp_path / ".fuseml" / "_project").write_text("wine\n")
     assert Codeset.at(tmp_path).name == "acme.wine"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "name: x\nentry_points:\n  main: [\n",  # bad YAML
+        "- just\n- a list\n",
+        "entry_points: [main]\n",
+        "entry_points:\n  main: {parameters: {}}\n",
+        "entry_points:\n  main: {command: run, parameters: [a]}\n",
+    ],
+)
+def test_every_malformed_mlproject_error_says_what_to_do(tmp_path, text):
+    (tmp_path / "MLproject").write_text(text)
+    with pytest.raises(CodesetError) as caught:
+        Codeset.at(tmp_path).entry_point("main")
+    assert caught.value.hint and "fix the MLproject file" in caught.value.hint
+    assert "\n" not in str(caught.value)
+
+
+def test_a_path_parameter_that_does_not_exist_is_an_input_error_before_any_run(tmp_path, monkeypatch):
+    from steps.trainer.step import _entry_point_command
+
+    (tmp_path / "MLproject").write_text(
+        "entry_points:\n  main:\n    parameters: {data: path}\n    command: 'python t.py {data}'\n"
+    )
+    (tmp_path / "present.csv").write_text("a\n")
+    monkeypatch.chdir(tmp_path)
+    entry = Codeset.at(tmp_path).entry_point("main")
+    with pytest.raises(InputError, match=r"entry point 'main': Got value missing.csv for parameter data") as caught:
+        _entry_point_command(entry, {"data": "missing.csv"}, str(tmp_path), "main")
+    assert "give an existing file or folder" in str(caught.value)
+    command = _entry_point_command(entry, {"data": "present.csv"}, str(tmp_path), "main")
+    assert command == f"python t.py {tmp_path / 'present.csv'}"

@@ -4,9 +4,15 @@ For local runs without Docker. ``<cache_dir>/<tag>/`` holds the environment,
 the trainer code (``fuseml/``, put on ``sys.path`` by a ``.pth`` file, like a
 non-editable install) and ``bin/run``; the result is ``venv://<path>``.
 Builders of the same tag take turns through a lock file, so two concurrent
-runs build once and the second finds the first one's work. The venv is built
-in place (venvs do not survive a move: scripts hold absolute paths) and only
-counts as built once its marker file is written, last.
+runs build once and the second finds the first one's work. The lock file holds
+its owner's pid; the kernel releases the lock when the owner dies, however it
+dies, so a stale lock is simply taken over. The venv is built in place (venvs
+do not survive a move: scripts hold absolute paths) and only counts as built
+once its marker file is written, last. A half-built folder left by a builder
+that died is never reused or deleted where it lies: it is renamed aside first
+(a rename cannot fail half-way, as deleting a tree something still writes into
+does), then deleted. pip and venv die with the builder, even on SIGKILL (the
+kernel's parent-death signal), so nothing keeps writing into a dead build.
 
 The interpreter is the builder's own Python, or ``base_image`` when that names
 an interpreter (``/usr/bin/python3.11``, ``python3.12``).
@@ -14,6 +20,8 @@ an interpreter (``/usr/bin/python3.11``, ``python3.12``).
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import fcntl
 import json
 import logging
@@ -21,10 +29,12 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -39,6 +49,8 @@ log = logging.getLogger(__name__)
 
 MARKER = ".fuseml-environment.json"
 SCHEME = "venv://"
+# Less than this free after a failed step means the disk, not the requirements, made it fail.
+MIN_FREE_BYTES = 64_000_000
 _INTERPRETER = re.compile(r"^(/.*|python[0-9.]*)$")
 
 
@@ -98,14 +110,16 @@ class VenvBackend(Backend):
                     "give a matching interpreter as input base_image (e.g. /usr/bin/python3.11)",
                 )
             if folder.exists():
-                log.info("removing the unfinished environment %s", folder)
-                shutil.rmtree(folder)
+                log.info("an earlier build of %s did not finish: discarding it", folder)
+                _discard(folder)
             log.info("=== Building virtualenv %s ===", folder)
             started = time.monotonic()
             try:
                 self._create(plan, folder)
             except BaseException:
-                shutil.rmtree(folder, ignore_errors=True)
+                if folder.exists():
+                    log.info("discarding the unfinished environment %s", folder)
+                    _discard(folder)
                 raise
             marker = {"tag": plan.tag, "environment": json.loads(plan.spec.canonical())}
             (folder / MARKER).write_text(json.dumps(marker, indent=1))
@@ -154,6 +168,7 @@ class VenvBackend(Backend):
             stderr=subprocess.STDOUT,
             text=True,
             env=dict(env) if env is not None else None,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only a prctl call, no locks
         )
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -161,9 +176,25 @@ class VenvBackend(Backend):
             log.info("%s: %s", what, line.rstrip())
         code = proc.wait()
         if code != 0:
+            self._check_space(what, code, tail)
             raise BuildError(
                 f"{what} failed (exit {code}): " + " | ".join(error_lines(tail)),
                 "fix the requirement named above in the codeset's environment file",
+                build_log=tail,
+            )
+
+    def _check_space(self, what: str, code: int, tail: deque[str]) -> None:
+        """A build that failed because the cache folder's disk is full says so, whatever pip printed."""
+        cache = self.settings.cache_dir
+        try:
+            free = shutil.disk_usage(cache).free
+        except OSError:
+            return
+        if free < MIN_FREE_BYTES or any("No space left on device" in line for line in tail):
+            raise BuildError(
+                f"{what} failed (exit {code}): the disk of the cache folder {cache} is full "
+                f"({free // 1_000_000} MB free)",
+                "free space there, or set FUSEML_CACHE_DIR to a folder on a disk with a few GB free",
                 build_log=tail,
             )
 
@@ -182,16 +213,42 @@ def _ask(python: str) -> tuple[str, str]:
     return version.strip(), base.strip() or python
 
 
+_PR_SET_PDEATHSIG = 1
+# Looked up once, here: between fork and exec only the call itself is safe.
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL me when the builder dies (Linux); elsewhere nothing."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _discard(folder: Path) -> None:
+    """Move an unfinished environment out of the way, then delete it as far as it goes."""
+    aside = folder.with_name(f".discarded-{folder.name}-{uuid.uuid4().hex[:8]}")
+    folder.rename(aside)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``path`` (released when the process dies, too)."""
-    with open(path, "a") as handle:
+    """An exclusive lock on ``path``, which holds the owner's pid (released when the process dies, too)."""
+    with open(path, "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            log.info("another builder is building this environment: waiting for it (%s)", path)
+            handle.seek(0)
+            owner = handle.read().strip() or "unknown"
+            log.info("builder pid %s is building this environment: waiting for it (%s)", owner, path)
             fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
         try:
             yield
         finally:
+            with contextlib.suppress(OSError):
+                handle.truncate(0)
             fcntl.flock(handle, fcntl.LOCK_UN)

@@ -15,6 +15,43 @@ from common.errors import InputError
 
 DOCKER_HUB = "docker.io"
 
+# The OCI distribution grammar (distribution/reference), one expression per part.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+REPOSITORY = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
+TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_LABEL = r"(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])"
+REGISTRY = re.compile(rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{{1,5}})?")
+
+
+def check_repository(value: str, variable: str) -> str:
+    """``value`` when it is a repository path a registry accepts; else an InputError naming ``variable``."""
+    if not REPOSITORY.fullmatch(value) or len(value) > 255:
+        raise InputError(
+            f"{variable}={value!r} is not a valid repository",
+            "use lower-case letters, digits and . _ - separated by single slashes, e.g. mlflow/trainer",
+        )
+    return value
+
+
+def check_registry(value: str, variable: str) -> str:
+    """``value`` when it is a registry host (``host``, ``host:port``, ``[::1]:5000``); else an InputError."""
+    if not REGISTRY.fullmatch(value):
+        raise InputError(
+            f"{variable}={value!r} is not a valid registry",
+            "give a host name or address with an optional port and nothing else, e.g. registry.example.com:5000",
+        )
+    return value
+
+
+def check_tag(value: str, variable: str) -> str:
+    """``value`` when it is a valid image tag; else an InputError naming ``variable``."""
+    if not TAG.fullmatch(value):
+        raise InputError(
+            f"{variable}={value!r} is not a valid tag",
+            "use at most 128 letters, digits, _ . - (not starting with . or -)",
+        )
+    return value
+
 
 @dataclass(frozen=True)
 class ImageRef:
@@ -43,9 +80,9 @@ class ImageRef:
             path, tag = path.rsplit(":", 1)
         if registry == DOCKER_HUB and "/" not in path:
             path = f"library/{path}"
-        if not re.fullmatch(r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*", path):
+        if not REPOSITORY.fullmatch(path):
             raise InputError(f"{text!r}: repository {path!r} is not valid (lower-case letters, digits, . _ - /)")
-        if tag is not None and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", tag):
+        if tag is not None and not TAG.fullmatch(tag):
             raise InputError(f"{text!r}: tag {tag!r} is not valid")
         if digest and not re.fullmatch(r"[a-z0-9]+:[a-f0-9]{32,}", digest):
             raise InputError(f"{text!r}: digest {digest!r} is not valid")
