@@ -40,6 +40,6 @@ COPY serving/ /app/serving/
 RUN python3 -m compileall -q /app
 WORKDIR /app
 USER 1000:1000
-EXPOSE 8080
+EXPOSE 8080 8081
 ENTRYPOINT ["python", "-m", "serving"]
-CMD ["--model", "/mnt/models", "--name", "model", "--port", "8080"]
+CMD ["--model", "/mnt/models", "--name", "model", "--port", "8080", "--grpc-port", "8081"]

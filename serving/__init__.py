@@ -11,8 +11,11 @@ parts, from the command line to a request's answer:
   scikit-learn models directly (no MLflow import: cold start), others via pyfunc. It reads
   MLmodel with ``common.mlmodel``, the reader the predictor step uses too.
 - ``sklearn_fast``: direct numpy predictions for linear scikit-learn models.
-- ``server``: runs ``kserve.ModelServer`` (one worker, REST only) on a host and port.
+- ``server``: runs ``kserve.ModelServer`` (REST and gRPC) on a host and ports.
+- ``workers``: ``--workers N|auto``, forked processes sharing the REST socket and the gRPC port.
 - ``fast_lane``: answers plain V2 JSON infer requests before KServe's FastAPI app does.
+- ``oip_rest``: what else KServe's app answers, made to fit the OIP REST schema (no nulls).
+- ``grpc_server``: the OIP gRPC service on ``--host``, KServe's servicer on the same model.
 - ``internals``: every private KServe/scikit-learn name the fast paths use, checked at
   start-up, with the public path (and one log line) when one is missing or changed.
 - ``model``: the ``kserve.Model`` that decodes, predicts and encodes.

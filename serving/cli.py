@@ -1,19 +1,23 @@
 """The runtime's command line: our flags, on top of KServe's ModelServer flags.
 
-    python -m serving --model URI --name NAME --port P [--host H] [--workdir DIR] [--verbose] [KServe flags]
+    python -m serving --model URI --name NAME --port P [--grpc-port G] [--host H] [--workdir DIR] [--verbose]
+        [KServe flags]
 
 The parser extends ``kserve.model_server.parser``, as KServe's own
 sklearnserver does, so KServe's flags (``--http_port``, ``--timeout-keep-alive``,
 ``--access_log_format``, ...) work here and reach ``ModelServer``. Ours keep the
 spelling the predictor's local and docker targets, the image's CMD and the
 ClusterServingRuntime use; two mean the same as KServe's and write the same
-value: ``--name`` is ``--model_name`` and ``--port`` is ``--http_port``. Each of
-ours not given on the command line is read from ``FUSEML_SERVE_<FLAG>``.
+value: ``--name`` is ``--model_name``, ``--port`` is ``--http_port`` and
+``--grpc-port`` is ``--grpc_port`` (8081, as KServe runtimes; 0 turns gRPC
+off). Each of ours not given on the command line is read from
+``FUSEML_SERVE_<FLAG>``.
 
 Abbreviations are off: ``--model`` must never be taken for ``--model_name``.
-Two KServe defaults differ here: gRPC is off (this runtime speaks REST) and the
-per-request latency line follows ``--verbose``. ``--workers`` stays 1: ``--host``
-and the fast lane act on KServe's single-process REST server.
+One KServe default differs here: the per-request latency line follows
+``--verbose``. ``--workers`` is ours (KServe's multi-worker path would drop
+``--host`` and the fast lane): a number or ``auto``, served by
+``serving.workers``.
 """
 
 from __future__ import annotations
@@ -27,19 +31,23 @@ from kserve import model_server
 from common.errors import InputError
 from common.inputs import Inputs
 from common.names import input_variable
+from serving.workers import worker_count
 
 # Our flags are also inputs in the FuseML way: serve_model is FUSEML_SERVE_MODEL, and so on.
-MODEL, NAME, PORT, HOST, WORKDIR, VERBOSE = (
+MODEL, NAME, PORT, GRPC_PORT, HOST, WORKDIR, VERBOSE, WORKERS = (
     "serve_model",
     "serve_name",
     "serve_port",
+    "serve_grpc_port",
     "serve_host",
     "serve_workdir",
     "serve_verbose",
+    "serve_workers",
 )
 ENV_PREFIX = input_variable("serve_")
 DEFAULT_NAME = "model"
 DEFAULT_PORT = 8080
+DEFAULT_GRPC_PORT = 8081
 DEFAULT_HOST = "0.0.0.0"
 
 
@@ -52,10 +60,11 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         prog="python -m serving",
         description="Serve an MLflow model over the Open Inference Protocol (V2) with kserve.ModelServer.",
         parents=[kserve_flags],
-        epilog="KServe's flags keep their meaning, but here --enable_grpc defaults to false, "
-        "--enable_latency_logging (None) follows --verbose, and --workers must be 1.",
+        epilog="KServe's flags keep their meaning, but here --enable_latency_logging (None) follows --verbose, "
+        "--grpc-port 0 turns gRPC off (as --enable_grpc false does), and --workers takes auto.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         allow_abbrev=False,
+        conflict_handler="resolve",  # our --workers replaces KServe's
     )
     ours = parser.add_argument_group(
         "the model and where to serve it", f"each also read from {ENV_PREFIX}<FLAG> ({input_variable(MODEL)}, ...)"
@@ -69,19 +78,32 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     ours.add_argument(
         "--port", dest="http_port", metavar="PORT", type=int, help="port to listen on (same as --http_port)"
     )
-    ours.add_argument("--host", help="address to listen on")
+    ours.add_argument(
+        "--grpc-port",
+        dest="grpc_port",
+        metavar="PORT",
+        type=int,
+        help="port of the OIP gRPC service; 0 turns it off (same as --grpc_port)",
+    )
+    ours.add_argument("--host", help="address to listen on (REST and gRPC)")
     ours.add_argument(
         "--workdir", metavar="DIR", help="where remote models are downloaded; a temporary folder when not given"
     )
     ours.add_argument("--verbose", action="store_true", help="debug logs and a line per request")
+    ours.add_argument(
+        "--workers",
+        metavar="N",
+        help="worker processes serving REST and gRPC; auto: the container's CPU limit, else the cores",
+    )
     parser.set_defaults(
         model=inputs.str(MODEL, None),
         model_name=inputs.str(NAME, DEFAULT_NAME),
         http_port=inputs.int(PORT, DEFAULT_PORT, minimum=0),
+        grpc_port=inputs.int(GRPC_PORT, DEFAULT_GRPC_PORT, minimum=0),
         host=inputs.str(HOST, DEFAULT_HOST),
         workdir=inputs.str(WORKDIR, None),
         verbose=inputs.bool(VERBOSE, False),
-        enable_grpc=False,
+        workers=inputs.str(WORKERS, "1"),
         enable_latency_logging=None,  # None: as --verbose
     )
     return parser
@@ -96,8 +118,13 @@ def parse_args(argv: Sequence[str], environ: Mapping[str, str]) -> argparse.Name
     args = parser.parse_args(list(argv))
     if not args.model:
         parser.error(f"--model is required (or set {input_variable(MODEL)})")
-    if args.workers != 1:
-        parser.error("--workers must be 1 here (--host and the fast lane need one process); run more replicas")
+    try:
+        args.workers = worker_count(args.workers)
+    except InputError as e:
+        parser.error(str(e))
+    args.enable_grpc = bool(args.enable_grpc) and args.grpc_port != 0
+    if args.enable_grpc and args.grpc_port == args.http_port:
+        parser.error(f"--grpc-port and --port are both {args.http_port}; give gRPC its own port, or 0 to turn it off")
     if args.enable_latency_logging is None:
         args.enable_latency_logging = args.verbose
     return args

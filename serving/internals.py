@@ -1,14 +1,19 @@
 """Every private KServe and scikit-learn name the runtime uses, each checked before it is trusted.
 
-Two fast paths lean on internals that neither library promises to keep:
+Two fast paths (and one decoding step) lean on internals that neither library promises to keep:
 
-- KServe's ``ModelServer._serve`` and ``ModelServer._rest_server``: between
-  ``start()`` building the REST server and serving it, the runtime binds its
-  ``--host`` (KServe always binds 0.0.0.0) and puts ``fast_lane`` in front of
-  KServe's app.
+- KServe's ``ModelServer._serve``, ``ModelServer._rest_server`` and
+  ``ModelServer._grpc_server``: between ``start()`` building the REST server and
+  serving it, the runtime binds its ``--host`` (KServe always binds 0.0.0.0),
+  puts ``fast_lane`` in front of KServe's app, and adds its own gRPC server
+  (``grpc_server``, on ``--host`` too) where ``stop()`` finds it.
 - scikit-learn's ``sklearn.linear_model._base.LinearModel`` and
   ``_decision_function``: the proof that an estimator's ``predict`` is exactly
   ``X @ coef_.T + intercept_``, which ``sklearn_fast`` then computes itself.
+
+- KServe's ``InferInput._raw_data``: where the gRPC path keeps binary tensor
+  data (``raw_input_contents``, what Triton's client sends); when it is there,
+  the payload decoder asks KServe's public ``as_numpy`` for the array.
 
 Each is checked when it is first needed (does the name exist, with the
 signature we call or override?). When a check fails, the runtime takes the
@@ -37,10 +42,15 @@ ALL_INTERFACES = frozenset({"0.0.0.0", "::", ""})
 
 AsgiApp = Any  # an ASGI application: KServe's FastAPI app, or what wraps it
 AppWrapper = Callable[[AsgiApp], AsgiApp]
+GrpcFactory = Callable[[ModelServer], Any]  # the server -> a gRPC server with async start() and stop(sig)
 
 
 class HostUnavailable(StepError):
     """The runtime cannot listen on the one address asked for (KServe alone binds all interfaces)."""
+
+
+class WorkersUnavailable(StepError):
+    """The runtime cannot share one socket between workers (the private hook is gone)."""
 
 
 # -- KServe: bind --host and put the fast lane in front of KServe's app ---------------------------
@@ -58,45 +68,69 @@ def model_server_problem() -> str | None:
     return None
 
 
-def model_server(host: str, wrap_app: AppWrapper, **options: Any) -> ModelServer:
+def model_server(
+    host: str, wrap_app: AppWrapper, make_grpc: GrpcFactory, fd: int | None = None, **options: Any
+) -> ModelServer:
     """A ModelServer built with ``options`` that listens on ``host`` and serves ``wrap_app(KServe's app)``.
 
+    With ``options["enable_grpc"]`` it also serves ``make_grpc(server)``; with
+    ``fd`` its REST server serves that listening socket (one worker of several).
     Without the private hook it is KServe's own ModelServer, serving KServe's
-    app on all interfaces; HostUnavailable if ``host`` is narrower than that.
+    app (and KServe's gRPC server) on all interfaces; HostUnavailable if
+    ``host`` is narrower than that, WorkersUnavailable with ``fd``.
     """
     problem = model_server_problem()
+    server = ModelServer(**options) if problem else _HookedModelServer(host, wrap_app, make_grpc, fd, **options)
+    problem = problem or getattr(server, "problem", None)
+    if problem is not None and fd is not None:
+        raise WorkersUnavailable(
+            f"cannot run several workers: {problem}", "use --workers 1, or the kserve version pinned in pyproject.toml"
+        )
     if problem is not None:
         _fast_lane_off(host, problem)
-        return ModelServer(**options)
-    server = _HookedModelServer(host, wrap_app, **options)
-    if server.problem is not None:
-        _fast_lane_off(host, server.problem)
     return server
 
 
 class _HookedModelServer(ModelServer):
     """A ModelServer that sets its REST server's host and app after ``start()`` builds it, before it serves."""
 
-    def __init__(self, host: str, wrap_app: AppWrapper, **options: Any) -> None:
-        super().__init__(**options)
+    def __init__(self, host: str, wrap_app: AppWrapper, make_grpc: GrpcFactory, fd: int | None, **options: Any) -> None:
+        self.grpc_wanted = bool(options.pop("enable_grpc", False))
+        super().__init__(enable_grpc=False, **options)
         self.host = host
+        self.fd = fd
         self.wrap_app = wrap_app
-        self.problem = None if "_rest_server" in vars(self) else "kserve.ModelServer no longer has _rest_server"
+        self.make_grpc = make_grpc
+        self.problem = next(
+            (
+                f"kserve.ModelServer no longer has {name}"
+                for name in ("_rest_server", "_grpc_server")
+                if name not in vars(self)
+            ),
+            None,
+        )
 
     async def _serve(self) -> None:
         if self.problem is None:
             self._hook()
+        if self.grpc_wanted:
+            # ModelServer.stop() stops what _grpc_server holds; KServe's own would bind [::] only.
+            self._grpc_server = self.make_grpc(self)
+            self.servers.append(self._grpc_server.start())
         await super()._serve()
 
     def _hook(self) -> None:
         config = getattr(self._rest_server, "config", None)
         if not isinstance(config, uvicorn.Config):
             self.problem = f"kserve.ModelServer._rest_server has no uvicorn config ({type(self._rest_server).__name__})"
+            if self.fd is not None:
+                raise WorkersUnavailable(f"cannot run several workers: {self.problem}", "use --workers 1")
             _fast_lane_off(self.host, self.problem)
             return
         from kserve.model_server import app  # the app KServe's REST server imports by name
 
         config.host = self.host
+        config.fd = self.fd  # None: uvicorn binds host and port itself
         config.app = self.wrap_app(app)
 
 
@@ -107,6 +141,18 @@ def _fast_lane_off(host: str, problem: str) -> None:
             "use --host 0.0.0.0 where that is safe, or the kserve version pinned in pyproject.toml",
         )
     log.warning("fast lane off (%s): every request goes through KServe's app, with the same answers", problem)
+
+
+# -- KServe: binary tensor data -------------------------------------------------------------------
+
+
+def has_raw_data(tensor: Any) -> bool:
+    """True when ``tensor`` (a kserve ``InferInput``) carries binary data (gRPC ``raw_input_contents``).
+
+    KServe's gRPC path keeps such data only in ``InferInput._raw_data`` (its
+    public ``data`` is then empty) and decodes it in the public ``as_numpy``.
+    """
+    return getattr(tensor, "_raw_data", None) is not None
 
 
 # -- scikit-learn: which estimators predict exactly X @ coef_.T + intercept_ ------------------------

@@ -51,6 +51,21 @@ class MlflowModel(Model):
 
     # -- metadata -------------------------------------------------------------
 
+    @property
+    def platform(self) -> str:
+        """The OIP ``platform``: the MLflow flavour that predicts (``mlflow_sklearn``, ``mlflow_xgboost``, ...)."""
+        flavor = self.loaded.flavor if self.loaded else "pyfunc"
+        return f"mlflow_{flavor.rsplit('.', 1)[-1]}"
+
+    def metadata(self) -> dict[str, Any]:
+        """The OIP model metadata, for REST and gRPC alike; the model has no versions, so none are listed."""
+        return {
+            "name": self.name,
+            "platform": self.platform,
+            "inputs": self.get_input_types(),
+            "outputs": self.get_output_types(),
+        }
+
     def get_input_types(self) -> list[dict[str, Any]]:
         """One entry per signature input: per-column tensors ``[-1]`` (a 2-D tensor is accepted too)."""
         signature = self.loaded.signature if self.loaded else None
@@ -74,7 +89,7 @@ class MlflowModel(Model):
             raise InferenceError("the model is not loaded")
         batch = self.decoder.decode(payload)
         predictions = self._predict(batch)
-        outputs = encode_outputs(predictions, batch.rows)
+        outputs = encode_outputs(predictions, batch.rows, raw=bool(payload.from_grpc))
         return InferResponse(
             response_id=payload.id or uuid.uuid4().hex,
             model_name=self.name,
@@ -92,11 +107,10 @@ class MlflowModel(Model):
         if self.loaded is None:
             raise InferenceError("the model is not loaded")
         batch = self.decoder.decode(request)
+        # Optional fields are left out, never null: the OIP schema types them as string/object.
         return {
             "model_name": self.name,
-            "model_version": None,
             "id": request.id or uuid.uuid4().hex,
-            "parameters": None,
             "outputs": rest_outputs(self._predict(batch), batch.rows),
         }
 
@@ -128,12 +142,22 @@ def _metadata(spec: Column) -> dict[str, Any]:
     return {"name": spec.name or OUTPUT_NAME, "datatype": spec.datatype, "shape": list(spec.shape or ())}
 
 
-def encode_outputs(predictions: Any, rows: int) -> list[InferOutput]:
-    """V2 outputs for what a model returned: arrays, lists, Series, DataFrames or dicts of arrays."""
-    return [
-        InferOutput(name=name, shape=list(array.shape), datatype=datatype, data=array)
-        for name, array, datatype in output_arrays(predictions, rows)
-    ]
+def encode_outputs(predictions: Any, rows: int, raw: bool = False) -> list[InferOutput]:
+    """V2 outputs for what a model returned: arrays, lists, Series, DataFrames or dicts of arrays.
+
+    With ``raw`` (gRPC) the data is binary (``raw_output_contents``, as Triton
+    answers): KServe's ``to_grpc`` cannot take a numpy array of more than one
+    element as ``data`` (it tests the array's truth value).
+    """
+    outputs = []
+    for name, array, datatype in output_arrays(predictions, rows):
+        if raw:
+            output = InferOutput(name=name, shape=list(array.shape), datatype=datatype)
+            output.set_data_from_numpy(array, binary_data=True)
+        else:
+            output = InferOutput(name=name, shape=list(array.shape), datatype=datatype, data=array)
+        outputs.append(output)
+    return outputs
 
 
 def rest_outputs(predictions: Any, rows: int) -> list[dict[str, Any]]:
@@ -143,7 +167,6 @@ def rest_outputs(predictions: Any, rows: int) -> list[dict[str, Any]]:
             "name": name,
             "shape": list(array.shape),
             "datatype": datatype,
-            "parameters": None,
             "data": array.ravel().tolist() if datatype == "BYTES" else np.ascontiguousarray(array).ravel(),
         }
         for name, array, datatype in output_arrays(predictions, rows)

@@ -29,6 +29,7 @@ from kserve.errors import InvalidInput
 
 from common.mlmodel import Column
 from common.v2_types import V2_TO_NUMPY
+from serving.internals import has_raw_data
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -228,13 +229,16 @@ def to_array(tensor: InferInput, shape: Sequence[int]) -> np.ndarray:
             "(FP16 only in binary form)"
         )
     dtype, kinds = DATATYPES[datatype]
-    data = tensor.data
-    if data is None:
-        raise InvalidInput(f"input '{tensor.name}' has no 'data'")
-    try:
-        array = np.asarray(data)
-    except (ValueError, TypeError) as e:
-        raise InvalidInput(f"input '{tensor.name}': 'data' is not a rectangular list of values ({e})") from e
+    if has_raw_data(tensor):
+        array = _raw_array(tensor)
+    else:
+        data = tensor.data
+        if data is None:
+            raise InvalidInput(f"input '{tensor.name}' has no 'data'")
+        try:
+            array = np.asarray(data)
+        except (ValueError, TypeError) as e:
+            raise InvalidInput(f"input '{tensor.name}': 'data' is not a rectangular list of values ({e})") from e
     size = math.prod(shape)
     if array.size != size:
         raise InvalidInput(
@@ -255,6 +259,20 @@ def to_array(tensor: InferInput, shape: Sequence[int]) -> np.ndarray:
         if array.size and (array.min() < info.min or array.max() > info.max):
             raise InvalidInput(f"input '{tensor.name}' holds values outside the range of {datatype}")
     return array.astype(dtype, copy=False).reshape(shape)
+
+
+def _raw_array(tensor: InferInput) -> np.ndarray:
+    """Binary tensor data (gRPC ``raw_input_contents``), decoded by KServe; BYTES elements become text."""
+    try:
+        array = tensor.as_numpy()
+    except (ValueError, TypeError, IndexError, InvalidInput) as e:
+        raise InvalidInput(
+            f"input '{tensor.name}': its binary data does not hold a {tensor.datatype} tensor ({e})"
+        ) from e
+    if tensor.datatype == "BYTES":
+        text = [v.decode("utf-8", errors="replace") if isinstance(v, bytes) else v for v in array.ravel()]
+        array = np.array(text, dtype=np.object_)
+    return array.ravel()
 
 
 def _integral(array: np.ndarray) -> bool:

@@ -2,10 +2,11 @@
 
 One server per module serves the wine model (skops, MLflow 3.17's default) on
 a free loopback port, started with the CLI the local target and the image use:
-``python -m serving --model DIR --name wine --port P --host 127.0.0.1``.
+``python -m serving --model DIR --name wine --port P --grpc-port G --host 127.0.0.1``.
 Tests send HTTP as clients do: the exact body from docs/contract.md, every payload
 form, every kind of bad payload (a 4xx with a JSON message, never a 500), and
-many requests at once. Nothing asserts on time.
+many requests at once. Every answer is validated against the Open Inference
+Protocol's OpenAPI schema (tests/data/oip/). Nothing asserts on time.
 """
 
 from __future__ import annotations
@@ -25,7 +26,18 @@ import requests
 
 from tests.fixtures.images import DOCKER
 from tests.fixtures.models import WINE_FEATURES, load_wine_data, train_wine_model, wine_feature_rows
-from tests.fixtures.serving import ServerFailed, build_serving_image, free_port, running, serve_argv, wait_ready
+from tests.fixtures.serving import (
+    ServerFailed,
+    assert_oip,
+    build_serving_image,
+    free_port,
+    kserve_grpc_predict,
+    running,
+    serve_argv,
+    stop,
+    triton_grpc_report,
+    wait_ready,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,6 +77,7 @@ def post(url: str, body: Any, headers: Mapping[str, str] | None = JSON) -> reque
 def assert_client_error(response: requests.Response, *words: str) -> None:
     assert 400 <= response.status_code < 500, (response.status_code, response.text)
     payload = response.json()
+    assert_oip(payload, "inference_error_response")
     message = json.dumps(payload)
     for word in words:
         assert word in message, message
@@ -79,9 +92,15 @@ def test_health_and_model_ready(server: str) -> None:
     assert requests.get(f"{server}/v2/models/wine/ready", timeout=5).json() == {"name": "wine", "ready": True}
 
 
+def test_server_metadata(server: str) -> None:
+    assert_oip(requests.get(f"{server}/v2", timeout=5).json(), "metadata_server_response")
+
+
 def test_model_metadata(server: str) -> None:
     metadata = requests.get(f"{server}/v2/models/wine", timeout=5).json()
-    assert metadata["name"] == "wine"
+    assert_oip(metadata, "metadata_model_response")
+    assert "versions" not in metadata, "the model has no versions: none listed, never null"
+    assert metadata["name"] == "wine" and metadata["platform"] == "mlflow_sklearn"
     assert [i["name"] for i in metadata["inputs"]] == WINE_FEATURES
     assert metadata["outputs"] == [{"name": "output-0", "datatype": "FP64", "shape": [-1]}]
 
@@ -89,6 +108,33 @@ def test_model_metadata(server: str) -> None:
 def test_unknown_model_is_404(server: str) -> None:
     response = post(f"{server}/v2/models/nope/infer", REAL_CLIENT_BODY)
     assert response.status_code == 404 and "nope" in response.json()["error"]
+    assert_oip(response.json(), "inference_error_response")
+    for path in ("nope", "nope/ready"):
+        response = requests.get(f"{server}/v2/models/{path}", timeout=5)
+        assert response.status_code == 404, path
+        assert_oip(response.json(), "metadata_model_error_response")
+
+
+@pytest.mark.parametrize("path", ["", "/ready", "/infer"])
+def test_model_versions_are_404(server: str, path: str) -> None:
+    url = f"{server}/v2/models/wine/versions/1{path}"
+    response = post(url, REAL_CLIENT_BODY) if path == "/infer" else requests.get(url, timeout=5)
+    assert response.status_code == 404
+    assert_oip(response.json(), "metadata_model_error_response")
+    assert "no version '1'" in response.json()["error"] and "/v2/models/wine" in response.json()["error"]
+
+
+def test_unknown_model_logs_one_line(wine_model_dir: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with running(serve_argv(str(wine_model_dir), port), url) as process:
+        assert post(f"{url}/v2/models/nope/infer", REAL_CLIENT_BODY).status_code == 404
+        assert requests.get(f"{url}/v2/models/nope", timeout=5).status_code == 404
+        stop(process)
+        output = process.stdout.read() if process.stdout else ""
+    lines = [line for line in output.splitlines() if "nope" in line]
+    assert len(lines) == 2 and all("unknown model: Model with name nope does not exist." in x for x in lines), output
+    assert "Traceback" not in output
 
 
 def test_listens_on_the_given_host_only(server: str) -> None:
@@ -107,6 +153,7 @@ def test_listens_on_the_given_host_only(server: str) -> None:
 def test_real_client_body(infer_url: str, headers: Mapping[str, str]) -> None:
     response = post(infer_url, REAL_CLIENT_BODY, headers)
     assert response.status_code == 200, response.text
+    assert_oip(response.json(), "inference_response")
     output = response.json()["outputs"][0]
     assert output["datatype"] == "FP64" and output["shape"] == [1]
     assert isinstance(output["data"][0], float)
@@ -117,6 +164,7 @@ def test_tensor_of_rows(infer_url: str) -> None:
     body = {"id": "r1", "inputs": [{"name": "x", "shape": [4, 11], "datatype": "FP64", "data": wine_feature_rows(4)}]}
     response = post(infer_url, body)
     assert response.status_code == 200, response.text
+    assert_oip(response.json(), "inference_response")
     assert response.json()["id"] == "r1"
     assert response.json()["outputs"][0]["data"] == pytest.approx(expected_predictions(4))
 
@@ -133,6 +181,7 @@ def test_named_columns(infer_url: str, content_type: str | None) -> None:
         body["parameters"] = {"content_type": content_type}
     response = post(infer_url, body)
     assert response.status_code == 200, response.text
+    assert_oip(response.json(), "inference_response")
     assert response.json()["outputs"][0]["data"] == pytest.approx(expected_predictions(3), rel=1e-5)
 
 
@@ -147,6 +196,7 @@ def test_kserve_e2e_example_body(infer_url: str) -> None:
     }
     response = post(infer_url, body)
     assert response.status_code == 200, response.text
+    assert_oip(response.json(), "inference_response")
 
 
 def test_kserve_path_answers_the_same(infer_url: str) -> None:
@@ -156,6 +206,7 @@ def test_kserve_path_answers_the_same(infer_url: str) -> None:
     body["outputs"] = [{"name": "output-0"}]
     slow = post(infer_url, body)
     assert slow.status_code == 200, slow.text
+    assert_oip(slow.json(), "inference_response")
     assert slow.json()["outputs"][0]["data"] == pytest.approx(fast["data"])
     assert slow.json()["outputs"][0]["datatype"] == fast["datatype"] == "FP64"
     body["inputs"][0]["shape"] = [1, 12]
@@ -268,12 +319,13 @@ def test_serving_image_runs_the_runtime(base_image: str, wine_model_dir: Path, t
     shutil.copytree(wine_model_dir, models)
     for path in [tmp_path, *models.rglob("*"), models]:
         path.chmod(0o755 if path.is_dir() else 0o644)
-    port = free_port()
+    port, grpc_port = free_port(), free_port()
     name = f"fuseml-serving-test-{uuid.uuid4().hex[:8]}"
     run = [
         DOCKER, "run", "-d", "--rm", "--name", name, "--network", "host",
         "-v", f"{models}:/mnt/models:ro", tag,
-        "--model", "/mnt/models", "--name", "wine", "--port", str(port), "--host", "127.0.0.1",
+        "--model", "/mnt/models", "--name", "wine", "--port", str(port), "--grpc-port", str(grpc_port),
+        "--host", "127.0.0.1",
     ]  # fmt: skip
     try:
         started = subprocess.run(run, capture_output=True, text=True, timeout=120)
@@ -287,7 +339,42 @@ def test_serving_image_runs_the_runtime(base_image: str, wine_model_dir: Path, t
         assert user.stdout.strip() not in ("", "0"), "the runtime must not run as root"
         response = post(f"http://127.0.0.1:{port}/v2/models/wine/infer", REAL_CLIENT_BODY)
         assert response.status_code == 200, response.text
+        assert_oip(response.json(), "inference_response")
         assert isinstance(response.json()["outputs"][0]["data"][0], float)
+        # gRPC from the image, with KServe's client and Triton's: the model's own predictions.
+        rows, expected = wine_feature_rows(3), expected_predictions(3)
+        assert kserve_grpc_predict(f"127.0.0.1:{grpc_port}", "wine", rows) == pytest.approx(expected, rel=1e-5)
+        plan = {"output": "output-0", "tensors": {"FP64": rows}, "refused": {}, "good": ["FP64", rows]}
+        report = triton_grpc_report(f"127.0.0.1:{grpc_port}", "wine", plan)
+        assert report["metadata"]["platform"] == "mlflow_sklearn"
+        assert report["answers"]["FP64"]["output"] == pytest.approx(expected)
     finally:
         subprocess.run([DOCKER, "rm", "-f", name], capture_output=True, timeout=60)
         subprocess.run([DOCKER, "rmi", "-f", tag], capture_output=True, timeout=120)
+
+
+# -- several workers -----------------------------------------------------------------------------
+
+
+def test_two_workers_serve_rest_and_grpc_and_stop_together(wine_model_dir: Path) -> None:
+    port, grpc_port = free_port(), free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [*serve_argv(str(wine_model_dir), port, grpc_port=grpc_port), "--workers", "2"]
+    with running(argv, url) as process:
+        workers = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        assert len(workers) == 2, "one supervisor, two workers"
+        expected = expected_predictions(4)
+        body = {"inputs": [{"name": "x", "shape": [4, 11], "datatype": "FP64", "data": wine_feature_rows(4)}]}
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            answers = list(pool.map(lambda _: post(f"{url}/v2/models/wine/infer", body), range(40)))
+        assert {a.status_code for a in answers} == {200}
+        for answer in answers:
+            assert_oip(answer.json(), "inference_response")
+            assert answer.json()["outputs"][0]["data"] == pytest.approx(expected)
+        for _ in range(4):
+            got = kserve_grpc_predict(f"127.0.0.1:{grpc_port}", "wine", wine_feature_rows(4))
+            assert got == pytest.approx(expected, rel=1e-5)
+        stop(process)
+        assert process.returncode == 0, process.stdout.read() if process.stdout else ""
+    for pid in workers:
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text(), pid

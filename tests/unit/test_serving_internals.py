@@ -23,6 +23,7 @@ from sklearn.linear_model._base import LinearModel
 from serving.fast_lane import InferFastLane
 from serving.internals import HostUnavailable, model_server_problem
 from serving.model import MlflowModel
+from serving.oip_rest import OipRest
 from serving.server import make_server
 from serving.sklearn_fast import linear_predictor
 from tests.fixtures.models import WINE_FEATURES, load_wine_data, wine_feature_rows
@@ -235,7 +236,9 @@ def test_kserve_app_answers_exactly_as_the_fast_lane(
         passed_on.append(scope["path"])
         await kserve_app(scope, receive, send)
 
-    public, lane = TestClient(kserve_app), TestClient(InferFastLane(kserve_behind_the_lane, {"wine": fast}))
+    # The public path as the runtime serves it: KServe's app with its answers fitted to the OIP schema.
+    public = TestClient(OipRest(kserve_app, {"wine": fast}))
+    lane = TestClient(InferFastLane(kserve_behind_the_lane, {"wine": fast}))
     for body in bodies():
         expected = public.post("/v2/models/wine/infer", json=body)
         got = lane.post("/v2/models/wine/infer", json=body)

@@ -412,3 +412,7 @@ def test_cluster_serving_runtime_manifest() -> None:
     args = [a.replace("{{.Name}}", "wine") for a in container["args"]]
     parsed = parse_args(args, {})
     assert (parsed.model, parsed.model_name, parsed.http_port, parsed.host) == ("/mnt/models", "wine", 8080, "0.0.0.0")
+    assert (parsed.grpc_port, parsed.enable_grpc) == (8081, True)
+    assert "--workers=auto" in container["args"], "as many workers as the container's CPU limit"
+    ports = {p["containerPort"]: p for p in container["ports"]}
+    assert ports[8080]["name"] == "http1" and ports[8081]["name"] == "h2c", "KServe sends gRPC to the h2c port"
