@@ -13,6 +13,11 @@ start to ready <= 2 s. Figures are printed, not asserted: a busy machine moves
 them. CPU seconds at ready are printed beside cold start, as the figure a busy
 machine distorts least.
 
+Then our runtime alone: 1 worker against 2 (``--workers``, same wrk load), and
+REST against gRPC (the same 1-row FP32 tensor, one worker, from Python
+clients on both sides: ``requests`` sessions and a gRPC channel with KServe's
+stubs, ``CONNECTIONS`` threads each), as ratios.
+
 Tunables (env): BENCH_SERVING_ROUNDS (4), BENCH_SERVING_DURATION (5 s),
 BENCH_SERVING_CONNECTIONS (4), BENCH_SERVING_COLD (3 starts each).
 """
@@ -94,6 +99,8 @@ def servers(model_dir: Path, row: list[float], columns: list[str]) -> tuple[Serv
             "127.0.0.1",
             "--port",
             "{port}",
+            "--grpc-port",
+            "{grpc_port}",
         ],  # fmt: skip
         ready_path="/v2/health/ready",
         infer_path="/v2/models/wine/infer",
@@ -128,8 +135,8 @@ def servers(model_dir: Path, row: list[float], columns: list[str]) -> tuple[Serv
 @contextmanager
 def started(server: Server) -> Iterator[tuple[str, float, float]]:
     """Start ``server``; yields (base URL, seconds to ready, CPU seconds at ready); stops it after."""
-    port = free_port(with_grpc=False)
-    argv = [a.replace("{port}", str(port)) for a in server.argv]
+    port, grpc_port = free_port(with_grpc=False), free_port(with_grpc=False)
+    argv = [a.replace("{port}", str(port)).replace("{grpc_port}", str(grpc_port)) for a in server.argv]
     began = time.monotonic()
     process = subprocess.Popen(
         argv,
@@ -141,6 +148,7 @@ def started(server: Server) -> Iterator[tuple[str, float, float]]:
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
+    server.env["BENCH_GRPC_ADDRESS"] = f"127.0.0.1:{grpc_port}"  # where drive_grpc finds it
     try:
         seconds = wait_ready(url + server.ready_path, process, began)
         yield url, seconds, cpu_seconds(process.pid)
@@ -300,6 +308,74 @@ def main() -> None:
             verdict = f" (target <= 2 s: {'met' if seconds <= 2 else 'NOT met'})" if server is ours else ""
             runs = ", ".join(f"{s:.2f}" for s, _ in starts)
             print(f"{server.label:7s} cold start to ready: median {seconds:.2f} s [{runs}], CPU {cpu:.2f} s{verdict}")
+        workers_and_grpc(ours)
+
+
+def workers_and_grpc(ours: Server) -> None:
+    """1 vs 2 workers (wrk, REST), then REST vs gRPC (Python clients, one worker); medians and ratios."""
+    two = Server(
+        **{**ours.__dict__, "label": "2 workers", "argv": [*ours.argv, "--workers", "2"], "env": dict(ours.env)}
+    )
+    one = Server(**{**ours.__dict__, "label": "1 worker", "env": dict(ours.env)})
+    loads: dict[str, list[Load]] = {one.label: [], two.label: [], "rest-py": [], "grpc-py": []}
+    with started(one) as (one_url, _, _), started(two) as (two_url, _, _):
+        urls = {one.label: one_url, two.label: two_url}
+        for server in (one, two):
+            drive_python_warmup(urls[server.label], server)
+        for round_ in range(ROUNDS):
+            for server in (one, two) if round_ % 2 == 0 else (two, one):
+                loads[server.label].append(drive(urls[server.label], server))
+            for label in ("rest-py", "grpc-py") if round_ % 2 == 0 else ("grpc-py", "rest-py"):
+                load = (
+                    drive_python(one_url, one) if label == "rest-py" else drive_grpc(one.env["BENCH_GRPC_ADDRESS"], one)
+                )
+                loads[label].append(load)
+    summary = {label: summarise(runs) for label, runs in loads.items()}
+    for label, (rps, p50, p99, errors) in summary.items():
+        print(f"{label:9s} median {rps:8.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  errors {errors}")
+    cores = len(os.sched_getaffinity(0))
+    print(f"ratio 2 workers / 1 worker req/s: {summary[two.label][0] / summary[one.label][0]:.2f}x ({cores} cores)")
+    print(f"ratio gRPC / REST req/s (Python clients): {summary['grpc-py'][0] / summary['rest-py'][0]:.2f}x")
+
+
+def drive_grpc(address: str, server: Server) -> Load:
+    """The drive_python load over gRPC: ModelInfer with the same tensor, KServe's generated stubs."""
+    import grpc
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+    from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as stubs
+
+    tensor = json.loads(server.body)["inputs"][0]
+    request = pb.ModelInferRequest(
+        model_name="wine",
+        inputs=[pb.ModelInferRequest.InferInputTensor(
+            name=tensor["name"], datatype="FP32", shape=tensor["shape"],
+            contents=pb.InferTensorContents(fp32_contents=[v for row in tensor["data"] for v in row]),
+        )],
+    )  # fmt: skip
+    latencies: list[float] = []
+    lock = threading.Lock()
+    deadline = time.monotonic() + DURATION
+
+    def worker() -> None:
+        with grpc.insecure_channel(address) as channel:
+            infer = stubs.GRPCInferenceServiceStub(channel).ModelInfer
+            mine: list[float] = []
+            while time.monotonic() < deadline:
+                began = time.perf_counter()
+                infer(request, timeout=10)
+                mine.append((time.perf_counter() - began) * 1000)
+        with lock:
+            latencies.extend(mine)
+
+    began = time.monotonic()
+    threads = [threading.Thread(target=worker) for _ in range(CONNECTIONS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    latencies.sort()
+    elapsed = time.monotonic() - began
+    return Load(len(latencies) / elapsed, latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)], 0)
 
 
 def drive_python_warmup(url: str, server: Server, count: int = 200) -> None:

@@ -1,6 +1,6 @@
 """``fuseml-steps apps``: the deployments this machine runs, and stopping them.
 
-    fuseml-steps apps                 NAME, TARGET, URL, MODEL, STARTED, ALIVE
+    fuseml-steps apps                 NAME, TARGET, URL, GRPC, MODEL, STARTED, ALIVE
     fuseml-steps apps stop NAME
 
 The local analogue of ``fuseml application list`` and ``delete``: the
@@ -58,8 +58,8 @@ def stop(ctx: click.Context, name: str, state_dir: Path | None) -> None:
 
 def format_apps(states: list[AppState]) -> str:
     """The listing: a header and one row per app, columns aligned."""
-    rows = [("NAME", "TARGET", "URL", "MODEL", "STARTED", "ALIVE")]
-    rows += [(s.app, s.kind, s.url, s.model, _started(s.started_at), _alive(s)) for s in states]
+    rows = [("NAME", "TARGET", "URL", "GRPC", "MODEL", "STARTED", "ALIVE")]
+    rows += [(s.app, s.kind, s.url, s.grpc or "-", s.model, _started(s.started_at), _alive(s)) for s in states]
     return format_table(rows)
 
 

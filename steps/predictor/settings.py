@@ -2,7 +2,7 @@
 
 Contract inputs (docs/contract.md): model, predictor, app_name, runtime_version,
 resources_limits, verbose. Ours: target, timeout, dry_run, state_dir,
-serving_image. Names are spelled here once; values go down as ``Settings``.
+serving_image, workers. Names are spelled here once; values go down as ``Settings``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 
 from common import names
 from common.codeset import Codeset
+from common.errors import InputError
 from common.inputs import Inputs
 from steps.predictor.naming import default_app_name, dns_name
 from steps.predictor.runtime_choice import AUTO, PREDICTOR_CHOICES
@@ -30,6 +31,7 @@ TIMEOUT = "timeout"
 DRY_RUN = "dry_run"
 STATE_DIR = "state_dir"
 SERVING_IMAGE = "serving_image"
+WORKERS = "workers"
 
 TARGETS = ("kserve", "local", "docker")
 KUBERNETES_SERVICE_HOST = "KUBERNETES_SERVICE_HOST"
@@ -56,6 +58,7 @@ class Settings:
     core_url: str | None = None
     org: str | None = None
     project: str | None = None
+    workers: str = "1"  # local and docker: the runtime's --workers (a number, or auto)
 
 
 def read_settings(environ: Mapping[str, str], cwd: Path | None = None) -> Settings:
@@ -86,6 +89,17 @@ def read_settings(environ: Mapping[str, str], cwd: Path | None = None) -> Settin
         core_url=environ.get(names.CORE_URL, "").strip() or None,
         org=org,
         project=project,
+        workers=_workers(inputs),
+    )
+
+
+def _workers(inputs: Inputs) -> str:
+    value = inputs.str(WORKERS, "1").lower()
+    if value == "auto" or (value.isdigit() and int(value) >= 1):
+        return value
+    raise InputError(
+        f'{inputs.variable(WORKERS)}="{value}" is not valid',
+        "give the number of server processes (1 or more), or auto for one per CPU",
     )
 
 

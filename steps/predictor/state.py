@@ -35,6 +35,7 @@ class AppState:
     container: str | None = None
     log_path: str | None = None
     started_at: float = 0.0
+    grpc: str | None = None  # host:port of the OIP gRPC service; None in records made before it existed
 
 
 class StateStore:

@@ -16,6 +16,7 @@ from steps.predictor.apps import stop_app
 from steps.predictor.state import StateStore, process_alive
 from tests.fixtures.models import WINE_FEATURES, wine_feature_rows
 from tests.fixtures.services import read_result, run_step
+from tests.fixtures.serving import kserve_grpc_predict
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,12 +67,17 @@ def test_local_deploy_serves_real_clients_then_is_replaced_and_stopped(deploy_en
     store = StateStore(Path(env["FUSEML_STATE_DIR"]))
     first = store.load(app)
     assert first is not None and first.url == url and process_alive(first.pid)
+    # The same model over gRPC, at the address the state records (and `fuseml-steps apps` shows).
+    assert first.grpc is not None and first.grpc != "127.0.0.1:8081"
+    expected = answer.json()["outputs"][0]["data"]
+    assert kserve_grpc_predict(first.grpc, app, [row]) == pytest.approx(expected, rel=1e-5)
 
-    again = run_step("steps.predictor", env)
+    again = run_step("steps.predictor", {**env, "FUSEML_WORKERS": "2"})
     assert again.returncode == 0, f"{again.stderr}\n--- server log ---\n{server_log(env)}"
     second = store.load(app)
     assert second.pid != first.pid and not process_alive(first.pid), "the first server was not replaced"
     assert requests.post(read_result(env), json=body, timeout=30).status_code == 200
+    assert len(Path(f"/proc/{second.pid}/task/{second.pid}/children").read_text().split()) == 2, "FUSEML_WORKERS=2"
 
     stopped = CliRunner().invoke(apps, ["stop", app, "--state-dir", env["FUSEML_STATE_DIR"]])
     assert stopped.exit_code == 0 and stopped.output == f"{app}: stopped\n", repr(stopped.exception)

@@ -35,7 +35,7 @@ def table(output: str) -> list[list[str]]:
 def test_an_empty_state_folder_lists_only_the_header(tmp_path: Path) -> None:
     result = invoke("--state-dir", str(tmp_path / "nothing-yet"))
     assert result.exit_code == 0, result.output
-    assert table(result.output) == [["NAME", "TARGET", "URL", "MODEL", "STARTED", "ALIVE"]]
+    assert table(result.output) == [["NAME", "TARGET", "URL", "GRPC", "MODEL", "STARTED", "ALIVE"]]
 
 
 def test_lists_each_app_with_whether_it_still_runs_then_stops_one(
@@ -51,17 +51,19 @@ def test_lists_each_app_with_whether_it_still_runs_then_stops_one(
         store.save(local_record(server.pid, "wine"))
         store.save(local_record(finished_pid(), "old-wine"))
         store.save(AppState("boxed", "docker", 9090, "http://127.0.0.1:9090/v2/models/boxed/infer", "/m",
-                            container="c0ffee", started_at=1_700_000_000.0))  # fmt: skip
+                            container="c0ffee", started_at=1_700_000_000.0, grpc="127.0.0.1:9091"))  # fmt: skip
 
         listed = invoke("--state-dir", str(state))
         assert listed.exit_code == 0, listed.output
         rows = {row[0]: row for row in table(listed.output)[1:]}
         assert list(rows) == ["boxed", "old-wine", "wine"]
-        assert rows["wine"] == ["wine", "local", "http://127.0.0.1:8080/v2/models/wine/infer", "s3://b/m", "-", "yes"]
+        assert rows["wine"] == [
+            "wine", "local", "http://127.0.0.1:8080/v2/models/wine/infer", "-", "s3://b/m", "-", "yes"
+        ], "a record without a gRPC address (made before it existed) shows -"  # fmt: skip
         assert rows["old-wine"][-1] == "no"
-        assert rows["boxed"][1:4] == ["docker", "http://127.0.0.1:9090/v2/models/boxed/infer", "/m"]
+        assert rows["boxed"][1:5] == ["docker", "http://127.0.0.1:9090/v2/models/boxed/infer", "127.0.0.1:9091", "/m"]
         assert rows["boxed"][-1] == "unknown", "no engine answers: we cannot tell"
-        assert len(rows["boxed"]) == 7, "STARTED is a date and a time"
+        assert len(rows["boxed"]) == 8, "STARTED is a date and a time"
 
         stopped = invoke("stop", "wine", "--state-dir", str(state))
         assert stopped.exit_code == 0, stopped.output

@@ -25,6 +25,17 @@ def test_defaults_outside_a_pod(tmp_path: Path) -> None:
     assert (settings.target, settings.predictor, settings.namespace) == ("local", "auto", "fuseml-workloads")
     assert settings.state_dir == tmp_path / ".cache" / "fuseml-steps" / "predictor"
     assert settings.timeout == 600 and settings.dry_run is False and settings.resources_limits == {}
+    assert settings.workers == "1"
+
+
+@pytest.mark.parametrize("value", ["3", "auto", "AUTO"])
+def test_workers_reach_the_runtime_command_line(tmp_path: Path, value: str) -> None:
+    from steps.predictor.targets.serving_process import serve_args
+
+    settings = read_settings({"FUSEML_MODEL": "m", "FUSEML_APP_NAME": "w", "FUSEML_WORKERS": value}, tmp_path)
+    assert settings.workers == value.lower()
+    args = serve_args("m", "w", 9000, 9001, settings.workers)
+    assert args[args.index("--workers") + 1] == value.lower() and args[args.index("--grpc-port") + 1] == "9001"
 
 
 def test_in_a_pod_the_target_is_kserve(tmp_path: Path) -> None:
@@ -54,6 +65,7 @@ def test_inputs_with_dash_spelling_and_a_map(tmp_path: Path) -> None:
         ({"FUSEML_MODEL": "m", "FUSEML_APP_NAME": "w", "FUSEML_TARGET": "k8s"}, "FUSEML_TARGET"),
         ({"FUSEML_MODEL": "m", "FUSEML_APP_NAME": "w", "FUSEML_PREDICTOR": "torch"}, "FUSEML_PREDICTOR"),
         ({"FUSEML_MODEL": "m", "FUSEML_APP_NAME": "w", "FUSEML_TIMEOUT": "0"}, "FUSEML_TIMEOUT"),
+        ({"FUSEML_MODEL": "m", "FUSEML_APP_NAME": "w", "FUSEML_WORKERS": "0"}, 'FUSEML_WORKERS="0" is not valid'),
         ({"FUSEML_MODEL": "m", "FUSEML_APP_NAME": "w", "FUSEML_RESOURCES_LIMITS": "[1]"}, "FUSEML_RESOURCES_LIMITS"),
         ({"FUSEML_MODEL": "m", "FUSEML_APP_NAME": "---"}, "empty application name"),
     ],

@@ -24,7 +24,7 @@ from common.errors import ExecutionError, ServiceUnavailable
 from common.ports import free_port
 from steps.predictor.state import AppState, StateStore
 from steps.predictor.targets.base import Deployment, DeployPlan, RecordedTarget
-from steps.predictor.targets.serving_process import HOST, serve_args, settle, tail
+from steps.predictor.targets.serving_process import HOST, grpc_address, serve_args, settle, tail
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +73,8 @@ class ContainerSpec:
         return [*command, "--entrypoint", "python", self.image, *self.command]
 
 
-def container_spec(plan: DeployPlan, port: int) -> ContainerSpec:
-    """The container for ``plan`` serving on ``port`` (pure, for tests and dry runs)."""
+def container_spec(plan: DeployPlan, port: int, grpc_port: int = 0) -> ContainerSpec:
+    """The container for ``plan`` serving REST on ``port``, gRPC on ``grpc_port`` (pure, for tests and dry runs)."""
     s, model = plan.settings, plan.info.url
     volumes = {}
     if urlparse(model).scheme in ("", "file"):
@@ -84,16 +84,16 @@ def container_spec(plan: DeployPlan, port: int) -> ContainerSpec:
     return ContainerSpec(
         name=container_name(s.app_name),
         image=s.serving_image,
-        command=serve_args(model, s.app_name, port),
+        command=serve_args(model, s.app_name, port, grpc_port, s.workers),
         labels={"fuseml/app-name": s.app_name},
         env_names=[v for v in PASSED_VARIABLES if plan.environ.get(v)],
         volumes=volumes,
     )
 
 
-def docker_command(plan: DeployPlan, port: int) -> list[str]:
+def docker_command(plan: DeployPlan, port: int, grpc_port: int = 0) -> list[str]:
     """The ``docker run`` command line equivalent to the deployment (credentials by name only)."""
-    return container_spec(plan, port).cli()
+    return container_spec(plan, port, grpc_port).cli()
 
 
 class DockerTarget(RecordedTarget):
@@ -102,7 +102,8 @@ class DockerTarget(RecordedTarget):
 
     def describe(self, plan: DeployPlan) -> tuple[str, str]:
         s = plan.settings
-        command = " ".join(docker_command(plan, 0)).replace("--port 0", "--port <free port>")
+        command = " ".join(docker_command(plan, 0, 0)).replace("--port 0", "--port <free port>")
+        command = command.replace("--grpc-port 0", "--grpc-port <free port>")
         text = f"target docker: {plan.choice.describe()}\nreplace container {container_name(s.app_name)}\n{command}"
         return text, f"http://{HOST}:<port>/v2/models/{s.app_name}/infer"
 
@@ -111,11 +112,15 @@ class DockerTarget(RecordedTarget):
         store = StateStore(s.state_dir)
         store.ensure()
         remove_container(container_name(s.app_name))  # one left by a run whose state was lost
-        port = free_port(with_grpc=False)
-        container = start_container(container_spec(plan, port), plan.environ)
+        port, grpc_port = free_port(with_grpc=False), free_port(with_grpc=False)
+        container = start_container(container_spec(plan, port, grpc_port), plan.environ)
         url = f"http://{HOST}:{port}/v2/models/{s.app_name}/infer"
-        log.info("started container %s (%s) for %s on port %s", container, s.serving_image, s.app_name, port)
-        state = AppState(s.app_name, "docker", port, url, plan.info.url, container=container, started_at=time.time())
+        log.info(
+            "started container %s (%s) for %s on port %s, gRPC %s",
+            container, s.serving_image, s.app_name, port, grpc_address(grpc_port),
+        )  # fmt: skip
+        state = AppState(s.app_name, "docker", port, url, plan.info.url, container=container, started_at=time.time(),
+                         grpc=grpc_address(grpc_port))  # fmt: skip
         return settle(
             store,
             state,

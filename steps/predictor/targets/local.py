@@ -20,7 +20,7 @@ from common.ports import free_port
 from common.processes import stop_recorded_process
 from steps.predictor.state import SERVE_MODULE, AppState, StateStore, process_alive
 from steps.predictor.targets.base import Deployment, DeployPlan, RecordedTarget
-from steps.predictor.targets.serving_process import HOST, serve_args, settle, tail
+from steps.predictor.targets.serving_process import HOST, grpc_address, serve_args, settle, tail
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +37,12 @@ class LocalTarget(RecordedTarget):
 
     def describe(self, plan: DeployPlan) -> tuple[str, str]:
         s = plan.settings
-        command = " ".join([self.python, *serve_args(plan.info.url, s.app_name, 0)])
+        command = " ".join([self.python, *serve_args(plan.info.url, s.app_name, 0, 0, s.workers)])
+        command = command.replace("--port 0", "--port <free port>").replace("--grpc-port 0", "--grpc-port <free port>")
         text = (
             f"target local: {plan.choice.describe()}\n"
             f"stop the server of {s.app_name} recorded in {s.state_dir} (if any)\n"
-            f"start: {command.replace('--port 0', '--port <free port>')}\n"
+            f"start: {command}\n"
             f"wait for /v2/health/ready, probe /v2/models/{s.app_name}/infer"
         )
         return text, f"http://{HOST}:<port>/v2/models/{s.app_name}/infer"
@@ -50,15 +51,18 @@ class LocalTarget(RecordedTarget):
         s = plan.settings
         store = StateStore(s.state_dir)
         store.ensure()
-        port = free_port(with_grpc=False)
+        port, grpc_port = free_port(with_grpc=False), free_port(with_grpc=False)
         log_path = store.log_path(s.app_name)
         environ = dict(plan.environ)
         environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PROJECT_ROOT), environ.get("PYTHONPATH")) if p)
-        log.info("starting the MLflow runtime for %s on %s:%s (log: %s)", s.app_name, HOST, port, log_path)
+        log.info(
+            "starting the MLflow runtime for %s on %s:%s, gRPC %s (log: %s)",
+            s.app_name, HOST, port, grpc_address(grpc_port), log_path,
+        )  # fmt: skip
         with open(log_path, "wb") as output:
             try:
                 process = subprocess.Popen(
-                    [self.python, *serve_args(plan.info.url, s.app_name, port)],
+                    [self.python, *serve_args(plan.info.url, s.app_name, port, grpc_port, s.workers)],
                     stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                     env=environ, start_new_session=True, close_fds=True,
                 )  # fmt: skip
@@ -66,7 +70,7 @@ class LocalTarget(RecordedTarget):
                 raise ExecutionError(f"cannot start {self.python}: {e.strerror}") from e
         url = f"http://{HOST}:{port}/v2/models/{s.app_name}/infer"
         state = AppState(s.app_name, "local", port, url, plan.info.url, pid=process.pid, log_path=str(log_path),
-                         started_at=time.time())  # fmt: skip
+                         started_at=time.time(), grpc=grpc_address(grpc_port))  # fmt: skip
         return settle(
             store,
             state,

@@ -25,9 +25,15 @@ READY_POLL_SECONDS = 0.5
 PROBE_TIMEOUT = 60.0
 
 
-def serve_args(model: str, app: str, port: int) -> list[str]:
-    """Arguments of ``python -m serving``."""
-    return ["-m", "serving", "--model", model, "--name", app, "--port", str(port), "--host", HOST]
+def serve_args(model: str, app: str, port: int, grpc_port: int = 0, workers: str = "1") -> list[str]:
+    """Arguments of ``python -m serving``: REST on ``port``, gRPC on ``grpc_port`` (0: none), ``workers`` processes."""
+    return ["-m", "serving", "--model", model, "--name", app, "--port", str(port),
+            "--grpc-port", str(grpc_port), "--host", HOST, "--workers", workers]  # fmt: skip
+
+
+def grpc_address(grpc_port: int) -> str:
+    """The OIP gRPC address clients dial (``tritonclient.grpc``, KServe's InferenceGRPCClient)."""
+    return f"{HOST}:{grpc_port}"
 
 
 def wait_ready(port: int, alive: Callable[[], bool], logs: Callable[[], str], timeout: float, what: str) -> None:
