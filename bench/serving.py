@@ -34,7 +34,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,25 +230,34 @@ def _wrk_percentile(output: str, percent: str) -> float:
 
 def drive_python(url: str, server: Server) -> Load:
     """The same bounded load from Python threads, for machines without wrk (slower client)."""
+
+    def client() -> Callable[[], bool]:
+        session = requests.Session()
+        headers = {"content-type": "application/json"}
+        return lambda: session.post(url + server.infer_path, data=server.body, headers=headers).status_code == 200
+
+    return drive_threads(client)
+
+
+def drive_threads(client: Callable[[], Callable[[], bool]]) -> Load:
+    """``CONNECTIONS`` threads, each with its own ``client()`` (one request -> ok?), for ``DURATION`` seconds."""
     latencies: list[float] = []
     errors = [0]
     lock = threading.Lock()
     deadline = time.monotonic() + DURATION
 
     def worker() -> None:
-        session = requests.Session()
+        request = client()
         mine: list[float] = []
+        failed = 0
         while time.monotonic() < deadline:
             began = time.perf_counter()
-            status = session.post(
-                url + server.infer_path, data=server.body, headers={"content-type": "application/json"}
-            ).status_code
+            ok = request()
             mine.append((time.perf_counter() - began) * 1000)
-            if status != 200:
-                with lock:
-                    errors[0] += 1
+            failed += not ok
         with lock:
             latencies.extend(mine)
+            errors[0] += failed
 
     began = time.monotonic()
     threads = [threading.Thread(target=worker) for _ in range(CONNECTIONS)]
@@ -352,30 +361,17 @@ def drive_grpc(address: str, server: Server) -> Load:
             contents=pb.InferTensorContents(fp32_contents=[v for row in tensor["data"] for v in row]),
         )],
     )  # fmt: skip
-    latencies: list[float] = []
-    lock = threading.Lock()
-    deadline = time.monotonic() + DURATION
 
-    def worker() -> None:
-        with grpc.insecure_channel(address) as channel:
-            infer = stubs.GRPCInferenceServiceStub(channel).ModelInfer
-            mine: list[float] = []
-            while time.monotonic() < deadline:
-                began = time.perf_counter()
-                infer(request, timeout=10)
-                mine.append((time.perf_counter() - began) * 1000)
-        with lock:
-            latencies.extend(mine)
+    def client() -> Callable[[], bool]:
+        infer = stubs.GRPCInferenceServiceStub(grpc.insecure_channel(address)).ModelInfer
 
-    began = time.monotonic()
-    threads = [threading.Thread(target=worker) for _ in range(CONNECTIONS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    latencies.sort()
-    elapsed = time.monotonic() - began
-    return Load(len(latencies) / elapsed, latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)], 0)
+        def one() -> bool:
+            infer(request, timeout=10)  # an error status raises: the bench stops with it
+            return True
+
+        return one
+
+    return drive_threads(client)
 
 
 def drive_python_warmup(url: str, server: Server, count: int = 200) -> None:
