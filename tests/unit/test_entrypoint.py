@@ -12,10 +12,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from common.polling import wait_until
 from tests.fixtures.services import read_result, run_step
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,25 +112,29 @@ def test_a_bug_exits_2_saying_so_with_a_masked_traceback_and_no_result(env: dict
     assert read_result(env) is None and files_in_results(env) == []
 
 
-def test_ctrl_c_exits_130_saying_interrupted_and_no_result(env: dict[str, str], tmp_path: Path) -> None:
-    started = tmp_path / "started"
-    step_env = {**env, "FUSEML_OUTCOME": "wait", "FUSEML_VALUE": str(started)}
+@contextmanager
+def started_step(step_env: dict[str, str], marker: Path) -> Iterator[subprocess.Popen[str]]:
+    """The scripted step, once it has written ``marker`` (it is at work); killed on the way out if still running."""
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", STEP], env=step_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not started.exists() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if not started.exists():
-            process.kill()
-            pytest.fail(f"the step never reached its work (exit {process.poll()}): {process.communicate()[1]}")
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=START_TIMEOUT)
+        if not wait_until(lambda: marker.exists() or process.poll() is not None, timeout=START_TIMEOUT, interval=0.05):
+            pytest.fail(f"the step did not reach its work within {START_TIMEOUT}s")
+        if not marker.exists():
+            pytest.fail(f"the step ended before its work (exit {process.poll()}): {process.communicate()[1]}")
+        yield process
     finally:
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+def test_ctrl_c_exits_130_saying_interrupted_and_no_result(env: dict[str, str], tmp_path: Path) -> None:
+    started = tmp_path / "started"
+    with started_step({**env, "FUSEML_OUTCOME": "wait", "FUSEML_VALUE": str(started)}, started) as process:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=START_TIMEOUT)
     assert process.returncode == 130, stderr
     assert stderr.splitlines()[-1].endswith("scripted: interrupted"), stderr
     assert "Traceback" not in stderr
@@ -158,25 +165,11 @@ def test_sigterm_stops_the_step_and_the_children_in_their_own_session_exit_143(
     env: dict[str, str], tmp_path: Path
 ) -> None:
     started = tmp_path / "child-pid"
-    step_env = {**env, "FUSEML_OUTCOME": "spawn", "FUSEML_VALUE": str(started)}
-    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", STEP], env=step_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not started.exists() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if not started.exists():
-            process.kill()
-            pytest.fail(f"the step never started its child (exit {process.poll()}): {process.communicate()[1]}")
+    with started_step({**env, "FUSEML_OUTCOME": "spawn", "FUSEML_VALUE": str(started)}, started) as process:
         time.sleep(0.1)  # the file may exist a moment before its content is written
         child = int(started.read_text())
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=START_TIMEOUT)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     assert process.returncode == 143, stderr
     assert stderr.splitlines()[-1].endswith("scripted: terminated"), stderr
     assert "Traceback" not in stderr

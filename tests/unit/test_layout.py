@@ -20,8 +20,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("common", "steps", "serving", "runner", "tools", "bench")
 # Who may count as a user of common/: the steps, the serving runtime and the runner.
-# "../shared" in any form, or a path built as <something above the repo> / "shared".
-OUTSIDE = re.compile(r"""\.\./shared|parents\[\d+\]\s*/\s*["']shared["']""")
+# The folder of reference material beside the repository (read by nothing in it): named as a relative
+# path from the repository, or built as <something above the repo> / "<name>".
+BESIDE = "shared"
+OUTSIDE = re.compile(rf"""\.\./{BESIDE}\b|parents\[\d+\]\s*/\s*["']{BESIDE}["']""")
 CONSUMERS = ("steps.builder", "steps.trainer", "steps.predictor", "serving", "runner")
 
 
