@@ -1,8 +1,15 @@
-"""A real ``mlflow server`` (SQLite backend, S3 artifacts) for tests and local runs.
+"""A real ``mlflow server`` (SQLite backend) for tests and local runs, in either artifact mode.
 
 Steps talk to MLflow over REST in production, so tests do too: a tracking server
-process with a SQLite store in a folder the caller owns, and artifacts written
-by clients straight to S3 (``--no-serve-artifacts``), as FuseML configures it.
+process with a SQLite store in a folder the caller owns. Two artifact modes,
+because users have both:
+
+- ``proxied`` (MLflow's own default since 2.0): runs store ``mlflow-artifacts:/``
+  URIs and clients send artifacts through the tracking server, which writes them
+  to ``--artifacts-destination`` (an S3 bucket or a folder). Clients need no S3
+  credentials at all.
+- ``direct`` (``--no-serve-artifacts``, as FuseML core configured it): runs store
+  ``s3://`` URIs and clients write to S3 themselves with the S3 variables.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ARTIFACT_ROOT = "s3://mlflow-artifacts"
 START_TIMEOUT = 60.0
+ARTIFACT_MODES = ("proxied", "direct")
 
 
 def mlflow_executable() -> str:
@@ -38,8 +46,11 @@ def mlflow_executable() -> str:
 class MLflowServer:
     """``mlflow server`` on 127.0.0.1 with its store in ``data_dir``.
 
-    ``s3_env`` (see ``SeaweedFS.env()``) is given to the server and repeated in
-    ``env()`` so clients write artifacts to the same S3.
+    ``s3_env`` (see ``SeaweedFS.env()``) is given to the server. In ``direct``
+    mode it is repeated in ``env()`` so clients write artifacts to the same S3;
+    in ``proxied`` mode ``env()`` is the tracking URI alone, as a user of such a
+    server has it. ``artifact_root`` is the S3 URL or local folder artifacts end
+    up in, in both modes.
     """
 
     def __init__(
@@ -48,7 +59,11 @@ class MLflowServer:
         s3_env: Mapping[str, str],
         artifact_root: str = DEFAULT_ARTIFACT_ROOT,
         port: int | None = None,
+        artifacts: str = "direct",
     ) -> None:
+        if artifacts not in ARTIFACT_MODES:
+            raise ValueError(f"artifacts={artifacts!r}: use one of {', '.join(ARTIFACT_MODES)}")
+        self.artifacts = artifacts
         self.data_dir = Path(data_dir)
         self.s3_env = dict(s3_env)
         self.artifact_root = artifact_root
@@ -61,8 +76,15 @@ class MLflowServer:
         return f"http://127.0.0.1:{self.port}"
 
     def env(self) -> dict[str, str]:
-        """MLFLOW_TRACKING_URI plus the S3 variables a client needs to log artifacts."""
+        """MLFLOW_TRACKING_URI, plus the S3 variables when clients write artifacts themselves."""
+        if self.artifacts == "proxied":
+            return {"MLFLOW_TRACKING_URI": self.tracking_uri}
         return {"MLFLOW_TRACKING_URI": self.tracking_uri, **self.s3_env}
+
+    def _artifact_args(self) -> list[str]:
+        if self.artifacts == "proxied":
+            return ["--artifacts-destination", self.artifact_root, "--serve-artifacts"]
+        return ["--default-artifact-root", self.artifact_root, "--no-serve-artifacts"]
 
     def _argv(self) -> list[str]:
         return [
@@ -70,9 +92,7 @@ class MLflowServer:
             "server",
             "--backend-store-uri",
             f"sqlite:///{self.data_dir / 'mlflow.db'}",
-            "--default-artifact-root",
-            self.artifact_root,
-            "--no-serve-artifacts",
+            *self._artifact_args(),
             "--host",
             "127.0.0.1",
             "--port",
@@ -88,7 +108,13 @@ class MLflowServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **self.s3_env}
         env.pop("MLFLOW_TRACKING_URI", None)
-        log.info("starting MLflow server on %s (store %s)", self.tracking_uri, self.data_dir)
+        log.info(
+            "starting MLflow server on %s (store %s, %s artifacts in %s)",
+            self.tracking_uri,
+            self.data_dir,
+            self.artifacts,
+            self.artifact_root,
+        )
         self._proc = start_process(self._argv(), self.log_path, env=env, cwd=self.data_dir)
         try:
             wait_until(
