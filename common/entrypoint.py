@@ -25,6 +25,7 @@ from common.inputs import Inputs
 from common.logs import configure_logging, masker
 from common.masked_output import masked_output
 from common.results import check_result_folder, write_result
+from common.step_help import StepDoc, parse_step_arguments
 from common.telemetry import disable_telemetry
 
 log = logging.getLogger("fuseml")
@@ -74,8 +75,10 @@ def run_step(step: str, function: StepFunction, environ: Mapping[str, str] | Non
     return 0
 
 
-def main(step: str, function: StepFunction) -> None:
-    """Entrypoint helper for ``__main__`` modules."""
+def main(step: str, function: StepFunction, doc: StepDoc | None = None) -> None:
+    """Entrypoint helper for ``__main__`` modules: ``--help`` documents the step (``doc``), else it runs."""
+    if doc is not None:
+        parse_step_arguments(doc, sys.argv[1:])
     signal.signal(signal.SIGTERM, _raise_terminated)
     with masked_output(masker()):
         code = run_step(step, function)

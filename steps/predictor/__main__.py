@@ -8,13 +8,14 @@ deployment leaves running on this machine is listed and stopped with
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 from common.entrypoint import main as step_main
 from common.inputs import Inputs
+from common.step_help import step_parser
 from steps.predictor.deploy import deploy
+from steps.predictor.input_docs import DOC
 from steps.predictor.settings import DRY_RUN
 
 MOVED_STOP_EXIT = 2
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
             f"predictor: error: 'stop' moved to the local runner; use `fuseml-steps apps stop {app}`", file=sys.stderr
         )
         sys.exit(MOVED_STOP_EXIT)
-    parser = argparse.ArgumentParser(prog="python -m steps.predictor", description=__doc__.splitlines()[0])
+    parser = step_parser(DOC)
     parser.add_argument("--dry-run", action="store_true", help="print the plan and manifests; change nothing")
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("deploy", help="deploy the model (the default)")

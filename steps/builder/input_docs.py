@@ -1,0 +1,36 @@
+"""The builder's inputs as ``run --help`` (and the Tekton catalog's params) describe them."""
+
+from common.step_help import VERBOSE, InputDoc, StepDoc
+
+IGNORED = "FuseML's input; accepted and ignored"
+
+DOC = StepDoc(
+    step="builder",
+    summary=(
+        "Build the codeset's Python environment into a trainer image, tagged by a content hash; "
+        "nothing is built when the registry has the tag."
+    ),
+    inputs=(
+        InputDoc("registry", "registry the image is pushed to and looked up in (default registry.fuseml-registry)"),
+        InputDoc(
+            "pull_registry", "registry host in the returned reference (default 127.0.0.1:30500; empty = registry)"
+        ),
+        InputDoc("repository", "repository in both registries (default mlflow/trainer)"),
+        InputDoc("base_image", "base of the built image (default python:3.11-slim)"),
+        InputDoc("backend", "auto, docker, buildah or venv (default auto: buildah in a pod)"),
+        InputDoc("cache_dir", "where the venv backend keeps environments"),
+        InputDoc("pip_ca", "CA bundle pip needs behind a TLS-intercepting proxy (a path in the pod)"),
+        InputDoc("registry_ca", "CA bundle for registries with a private CA (a path in the pod)"),
+        InputDoc("insecure_registries", "registries reachable over plain http, space or comma separated"),
+        InputDoc("no_cache", "true to rebuild every layer"),
+        InputDoc("miniconda_version", IGNORED),
+        InputDoc("intel_optimized", IGNORED),
+        InputDoc("compressed_caching", IGNORED),
+        VERBOSE,
+    ),
+    output="the image reference (or venv://PATH for the venv backend)",
+    environment=(
+        InputDoc("DOCKER_CONFIG", "folder of the config.json with registry credentials (default ~/.docker)"),
+        InputDoc("DOCKER_HOST", "the Docker engine the docker backend uses (default the local socket)"),
+    ),
+)

@@ -1,0 +1,48 @@
+"""The predictor's inputs as ``run --help`` (and the Tekton catalog's params) describe them."""
+
+from common import names
+from common.step_help import VERBOSE, InputDoc, StepDoc
+from steps.predictor.settings import (
+    APP_NAME,
+    DRY_RUN,
+    MODEL,
+    PREDICTOR,
+    RESOURCES_LIMITS,
+    RUNTIME_VERSION,
+    SERVING_IMAGE,
+    STATE_DIR,
+    TARGET,
+    TIMEOUT,
+    WORKERS,
+)
+
+DOC = StepDoc(
+    step="predictor",
+    summary=(
+        "Deploy a model (the trainer's output URL) as a KServe InferenceService speaking the Open Inference "
+        "Protocol V2; returns the prediction URL once a real inference answered."
+    ),
+    inputs=(
+        InputDoc(MODEL, "model URL: s3://..., the folder holding MLmodel (required)"),
+        InputDoc(PREDICTOR, "auto, sklearn, mlflow, mlserver, triton or tensorflow (default auto)"),
+        InputDoc(APP_NAME, "InferenceService name (default <org>-<project>-<workflow>)"),
+        InputDoc(RUNTIME_VERSION, "serving runtime image version"),
+        InputDoc(RESOURCES_LIMITS, "YAML/JSON map merged into the predictor's limits, e.g. {nvidia.com/gpu: 1}"),
+        InputDoc(TARGET, "kserve (default in a pod), local or docker"),
+        InputDoc(TIMEOUT, "seconds to wait for the model to answer (default 600)"),
+        InputDoc(DRY_RUN, "true to print the plan and manifests and change nothing"),
+        InputDoc(STATE_DIR, "where local/docker deployments keep their state"),
+        InputDoc(SERVING_IMAGE, "runtime image for the docker target"),
+        InputDoc(WORKERS, "local/docker targets, server processes (a number, or auto for one per CPU; default 1)"),
+        VERBOSE,
+    ),
+    output="the V2 prediction URL (.../v2/models/NAME/infer)",
+    environment=(
+        InputDoc(names.MLFLOW_S3_ENDPOINT_URL, "S3 endpoint of the model store (mlflow-store extension)"),
+        InputDoc(f"{names.AWS_ACCESS_KEY_ID}/{names.AWS_SECRET_ACCESS_KEY}", "S3 credentials to read the model"),
+        InputDoc("KUBECONFIG", "cluster to deploy to outside a pod (default ~/.kube/config)"),
+        InputDoc(
+            names.WORKFLOW_NAMESPACE, f"namespace of the InferenceService (default {names.DEFAULT_WORKFLOW_NAMESPACE})"
+        ),
+    ),
+)
