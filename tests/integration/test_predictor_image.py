@@ -53,3 +53,9 @@ def test_run_does_a_kserve_dry_run_and_writes_the_result(image: str, s3, wine_mo
     assert (results / "prediction-url").read_text() == (
         "http://wine-predictor.fuseml-workloads.svc.cluster.local/v2/models/wine/infer"
     )
+
+
+def test_run_help_in_the_image_lists_the_inputs(image: str) -> None:
+    done = _docker("run", "--rm", image, "run", "--help", timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "FUSEML_MODEL " in done.stdout and "FUSEML_TARGET " in done.stdout and "KUBECONFIG" in done.stdout
