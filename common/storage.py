@@ -1,4 +1,4 @@
-"""Artifact storage behind one small interface: ``s3://`` buckets and local folders.
+"""Artifact storage behind one small interface: ``s3://`` buckets, local folders, MLflow URIs.
 
 Steps see models and artifacts as URLs. ``open_store(url)`` gives the store
 that serves it; every store answers the same six questions (exists, read,
@@ -12,56 +12,17 @@ from __future__ import annotations
 
 import logging
 import shutil
-from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from common import names
+from common.artifact_store import ArtifactStore, join_url
 from common.errors import InputError, ServiceUnavailable, StorageError
+from common.model_uri import MLFLOW_SCHEMES
 
 log = logging.getLogger(__name__)
-
-
-class ArtifactStore(ABC):
-    """Artifacts under URLs of one scheme. Paths are full URLs (or local paths)."""
-
-    @abstractmethod
-    def exists(self, url: str) -> bool:
-        """True for an object, or a folder holding at least one object."""
-
-    @abstractmethod
-    def read(self, url: str) -> bytes:
-        """The object's bytes; StorageError when there is none."""
-
-    @abstractmethod
-    def list(self, url: str) -> list[str]:
-        """Every object under the folder ``url``, as paths relative to it, sorted."""
-
-    @abstractmethod
-    def download(self, url: str, destination: Path) -> Path:
-        """Copy an object or a whole folder to ``destination``; returns it."""
-
-    @abstractmethod
-    def upload(self, source: Path, url: str) -> None:
-        """Copy a local file or folder to ``url``."""
-
-    def copy(self, source: str, destination: str) -> None:
-        """Copy an object or folder within this store."""
-        for relative in self.list(source) or [""]:
-            src = join_url(source, relative)
-            self.write(join_url(destination, relative), self.read(src))
-
-    @abstractmethod
-    def write(self, url: str, data: bytes) -> None:
-        """Store ``data`` as the object ``url``."""
-
-
-def join_url(base: str, relative: str) -> str:
-    if not relative:
-        return base
-    return base.rstrip("/") + "/" + relative.lstrip("/")
 
 
 class LocalStore(ArtifactStore):
@@ -300,10 +261,17 @@ class _S3ErrorTranslator:
 
 
 def open_store(url: str, environ: Mapping[str, str]) -> ArtifactStore:
-    """The store for ``url``: S3 for ``s3://``, local for paths and ``file://``."""
+    """The store for ``url``: S3, local paths and ``file://``, or MLflow's URIs through the tracking server."""
     scheme = urlparse(url).scheme
     if scheme == "s3":
         return S3Store(S3Settings.from_environ(environ))
     if scheme in ("", "file") or (len(scheme) == 1 and url[1:3] in (":/", ":\\")):
         return LocalStore()
-    raise InputError(f"{url!r}: unsupported artifact URL scheme {scheme!r}; use s3://, file:// or a local path")
+    if scheme in MLFLOW_SCHEMES:
+        from common.mlflow_store import MlflowStore
+
+        return MlflowStore(environ, concrete=open_store)
+    raise InputError(
+        f"{url!r}: unsupported artifact URL scheme {scheme!r}",
+        "use s3://, file://, a local path, mlflow-artifacts:/, runs:/<run_id>/<path> or models:/<name>/<version>",
+    )
