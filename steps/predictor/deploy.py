@@ -1,7 +1,9 @@
 """The predictor step, start to end: inputs, model, choice, target, registration.
 
 ``deploy(environ)`` is the step function ``common.entrypoint`` runs: it returns
-the prediction URL, which becomes the step's result. Deploying an app this
+the prediction URL, which becomes the step's result. The model URI is resolved
+once (``runs:/`` and ``models:/`` to one exact version), and a model behind the
+MLflow server is copied where the target's runtime can load it. Deploying an app this
 machine already runs (local or docker) replaces it, whichever target ran it;
 ``fuseml-steps apps`` lists and stops what is left running.
 """
@@ -11,11 +13,14 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Mapping
+from dataclasses import replace
 
+from common.model_uri import resolve
 from common.storage import open_store
 from steps.predictor import fuseml_core
 from steps.predictor.apps import stop_app
 from steps.predictor.model_info import inspect_model
+from steps.predictor.model_placement import place
 from steps.predictor.runtime_choice import choose
 from steps.predictor.settings import read_settings
 from steps.predictor.state import StateStore
@@ -31,9 +36,15 @@ def deploy(environ: Mapping[str, str]) -> str:
         settings.model, settings.app_name, settings.target, " (dry run)" if settings.dry_run else "",
     )  # fmt: skip
     target = get_target(settings.target)
-    info = inspect_model(settings.model, open_store(settings.model, environ))
+    location = resolve(settings.model, environ)
+    if location.artifact_uri != location.uri:
+        log.info("model %s", location.describe())
+    store = open_store(location.artifact_uri, environ)
+    info = inspect_model(location.artifact_uri, store)
     choice = choose(info, settings.predictor, own_runtime_only=target.own_runtime_only)
-    plan = DeployPlan(settings=settings, info=info, choice=choice, environ=environ)
+    placement = place(location, store, settings, isinstance(target, RecordedTarget), environ)
+    plan = DeployPlan(settings=settings, info=replace(info, url=placement.url), choice=choice, environ=environ,
+                      location=location, preparation=placement.steps)  # fmt: skip
     if settings.dry_run:
         text, url = target.describe(plan)
         print(text, file=sys.stdout, flush=True)

@@ -2,7 +2,7 @@
 
 Contract inputs (docs/contract.md): model, predictor, app_name, runtime_version,
 resources_limits, verbose. Ours: target, timeout, dry_run, state_dir,
-serving_image, workers. Names are spelled here once; values go down as ``Settings``.
+serving_image, workers, model_store. Names are spelled here once; values go down as ``Settings``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from common import names
 from common.codeset import Codeset
@@ -32,6 +33,7 @@ DRY_RUN = "dry_run"
 STATE_DIR = "state_dir"
 SERVING_IMAGE = "serving_image"
 WORKERS = "workers"
+MODEL_STORE = "model_store"
 
 TARGETS = ("kserve", "local", "docker")
 KUBERNETES_SERVICE_HOST = "KUBERNETES_SERVICE_HOST"
@@ -59,6 +61,7 @@ class Settings:
     org: str | None = None
     project: str | None = None
     workers: str = "1"  # local and docker: the runtime's --workers (a number, or auto)
+    model_store: str | None = None  # kserve: s3://bucket/prefix for models KServe cannot read where they are
 
 
 def read_settings(environ: Mapping[str, str], cwd: Path | None = None) -> Settings:
@@ -90,6 +93,7 @@ def read_settings(environ: Mapping[str, str], cwd: Path | None = None) -> Settin
         org=org,
         project=project,
         workers=_workers(inputs),
+        model_store=_model_store(inputs),
     )
 
 
@@ -101,6 +105,19 @@ def _workers(inputs: Inputs) -> str:
         f'{inputs.variable(WORKERS)}="{value}" is not valid',
         "give the number of server processes (1 or more), or auto for one per CPU",
     )
+
+
+def _model_store(inputs: Inputs) -> str | None:
+    value = inputs.str(MODEL_STORE, None)
+    if value is None:
+        return None
+    parsed = urlparse(value)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise InputError(
+            f'{inputs.variable(MODEL_STORE)}="{value}" is not an s3://bucket/prefix URL',
+            "give the S3 folder where models KServe cannot read directly are copied to",
+        )
+    return value.rstrip("/")
 
 
 def state_dir(environ: Mapping[str, str]) -> Path:

@@ -1,7 +1,8 @@
 """What the local and docker targets leave running, remembered between runs.
 
 One JSON file per app in the state folder (input ``state_dir``): the process id
-or container, the port and the URL. It is what lets ``fuseml-steps apps`` list
+or container, the port and the URL, and the model: the URI given and what it
+resolved to (registered model, version, run). It is what lets ``fuseml-steps apps`` list
 and stop servers started by earlier step runs, and a second deploy of the same
 app replace the first. App names become file names, so only DNS labels are
 accepted (no ``../``).
@@ -30,12 +31,16 @@ class AppState:
     kind: str  # the target that made it and knows how to stop it: "local" or "docker"
     port: int
     url: str
-    model: str
+    model: str  # the model URI as given (models:/wine@champion, s3://…, a path)
     pid: int | None = None
     container: str | None = None
     log_path: str | None = None
     started_at: float = 0.0
     grpc: str | None = None  # host:port of the OIP gRPC service; None in records made before it existed
+    served_from: str | None = None  # what the runtime loads, when not ``model`` (the cached copy)
+    registered_model: str | None = None  # what ``model`` resolved to in the Model Registry
+    model_version: str | None = None
+    run_id: str | None = None
 
 
 class StateStore:

@@ -135,3 +135,12 @@ def test_labels_are_valid_label_values_and_skip_unknowns() -> None:
         "fuseml/workflow": "my-workflow",
         "fuseml/project": "p",
     }
+
+
+def test_the_model_provenance_becomes_annotations() -> None:
+    facts = {"fuseml/model": "models:/wine@champion", "fuseml/model-version": "3", "fuseml/run-id": "r1"}
+    isvc = manifests.inference_service(
+        "w", "ns", choose(MODELS["sklearn-skops"]), "s3://b/staged/k", LABELS, provenance=facts
+    )
+    assert schema_errors(isvc) == []
+    assert facts.items() <= isvc["metadata"]["annotations"].items()

@@ -25,7 +25,7 @@ def test_defaults_outside_a_pod(tmp_path: Path) -> None:
     assert (settings.target, settings.predictor, settings.namespace) == ("local", "auto", "fuseml-workloads")
     assert settings.state_dir == tmp_path / ".cache" / "fuseml-steps" / "predictor"
     assert settings.timeout == 600 and settings.dry_run is False and settings.resources_limits == {}
-    assert settings.workers == "1"
+    assert settings.workers == "1" and settings.model_store is None
 
 
 @pytest.mark.parametrize("value", ["3", "auto", "AUTO"])
@@ -68,6 +68,7 @@ def test_inputs_with_dash_spelling_and_a_map(tmp_path: Path) -> None:
         ({"FUSEML_MODEL": "m", "FUSEML_APP_NAME": "w", "FUSEML_WORKERS": "0"}, 'FUSEML_WORKERS="0" is not valid'),
         ({"FUSEML_MODEL": "m", "FUSEML_APP_NAME": "w", "FUSEML_RESOURCES_LIMITS": "[1]"}, "FUSEML_RESOURCES_LIMITS"),
         ({"FUSEML_MODEL": "m", "FUSEML_APP_NAME": "---"}, "empty application name"),
+        ({"FUSEML_MODEL": "m", "FUSEML_APP_NAME": "w", "FUSEML_MODEL_STORE": "/tmp/x"}, 'FUSEML_MODEL_STORE="/tmp/x"'),
     ],
 )
 def test_bad_inputs_name_the_variable(tmp_path: Path, env: dict[str, str], message: str) -> None:
@@ -80,3 +81,8 @@ def test_dns_names() -> None:
     long = dns_name("a" * 100, "x")
     assert len(long) == MAX_APP_NAME and long.startswith("a") and long[-7] == "-"
     assert dns_name("a" * 100, "x") == long  # stable
+
+
+def test_model_store_is_an_s3_folder(tmp_path: Path) -> None:
+    env = {"FUSEML_MODEL": "models:/wine@champion", "FUSEML_APP_NAME": "w", "FUSEML_MODEL_STORE": "s3://b/staged/"}
+    assert read_settings(env, tmp_path).model_store == "s3://b/staged"

@@ -14,7 +14,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from common.model_uri import ModelLocation
 from steps.predictor.model_info import ModelInfo
+from steps.predictor.model_placement import provenance
 from steps.predictor.runtime_choice import ServingChoice
 from steps.predictor.settings import Settings
 from steps.predictor.state import AppState
@@ -22,12 +24,24 @@ from steps.predictor.state import AppState
 
 @dataclass(frozen=True)
 class DeployPlan:
-    """Everything a target needs: the inputs, the model facts and the serving choice."""
+    """Everything a target needs: the inputs, the model facts and the serving choice.
+
+    ``info.url`` is where the runtime loads the model from (a cached or staged
+    copy when the model was behind the MLflow server); ``location`` is what the
+    given URI resolved to, and ``preparation`` the plan's lines about the copy.
+    """
 
     settings: Settings
     info: ModelInfo
     choice: ServingChoice
     environ: Mapping[str, str]
+    location: ModelLocation | None = None
+    preparation: tuple[str, ...] = ()
+
+    @property
+    def provenance(self) -> dict[str, str]:
+        """The URI given and what it resolved to (registered model, version, run), for labels and annotations."""
+        return provenance(self.location, self.settings.model)
 
 
 @dataclass(frozen=True)

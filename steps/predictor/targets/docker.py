@@ -24,7 +24,15 @@ from common.errors import ExecutionError, ServiceUnavailable
 from common.ports import free_port
 from steps.predictor.state import AppState, StateStore
 from steps.predictor.targets.base import Deployment, DeployPlan, RecordedTarget
-from steps.predictor.targets.serving_process import HOST, grpc_address, serve_args, settle, tail
+from steps.predictor.targets.serving_process import (
+    HOST,
+    grpc_address,
+    model_record,
+    preparation,
+    serve_args,
+    settle,
+    tail,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +93,7 @@ def container_spec(plan: DeployPlan, port: int, grpc_port: int = 0) -> Container
         name=container_name(s.app_name),
         image=s.serving_image,
         command=serve_args(model, s.app_name, port, grpc_port, s.workers),
-        labels={"fuseml/app-name": s.app_name},
+        labels={"fuseml/app-name": s.app_name, **plan.provenance},
         env_names=[v for v in PASSED_VARIABLES if plan.environ.get(v)],
         volumes=volumes,
     )
@@ -104,7 +112,10 @@ class DockerTarget(RecordedTarget):
         s = plan.settings
         command = " ".join(docker_command(plan, 0, 0)).replace("--port 0", "--port <free port>")
         command = command.replace("--grpc-port 0", "--grpc-port <free port>")
-        text = f"target docker: {plan.choice.describe()}\nreplace container {container_name(s.app_name)}\n{command}"
+        text = (
+            f"target docker: {plan.choice.describe()}\n{preparation(plan)}"
+            f"replace container {container_name(s.app_name)}\n{command}"
+        )
         return text, f"http://{HOST}:<port>/v2/models/{s.app_name}/infer"
 
     def deploy(self, plan: DeployPlan) -> Deployment:
@@ -119,8 +130,8 @@ class DockerTarget(RecordedTarget):
             "started container %s (%s) for %s on port %s, gRPC %s",
             container, s.serving_image, s.app_name, port, grpc_address(grpc_port),
         )  # fmt: skip
-        state = AppState(s.app_name, "docker", port, url, plan.info.url, container=container, started_at=time.time(),
-                         grpc=grpc_address(grpc_port))  # fmt: skip
+        state = AppState(s.app_name, "docker", port, url, container=container, started_at=time.time(),
+                         grpc=grpc_address(grpc_port), **model_record(plan))  # fmt: skip
         return settle(
             store,
             state,

@@ -20,7 +20,15 @@ from common.ports import free_port
 from common.processes import stop_recorded_process
 from steps.predictor.state import SERVE_MODULE, AppState, StateStore, process_alive
 from steps.predictor.targets.base import Deployment, DeployPlan, RecordedTarget
-from steps.predictor.targets.serving_process import HOST, grpc_address, serve_args, settle, tail
+from steps.predictor.targets.serving_process import (
+    HOST,
+    grpc_address,
+    model_record,
+    preparation,
+    serve_args,
+    settle,
+    tail,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +49,7 @@ class LocalTarget(RecordedTarget):
         command = command.replace("--port 0", "--port <free port>").replace("--grpc-port 0", "--grpc-port <free port>")
         text = (
             f"target local: {plan.choice.describe()}\n"
+            f"{preparation(plan)}"
             f"stop the server of {s.app_name} recorded in {s.state_dir} (if any)\n"
             f"start: {command}\n"
             f"wait for /v2/health/ready, probe /v2/models/{s.app_name}/infer"
@@ -69,8 +78,8 @@ class LocalTarget(RecordedTarget):
             except OSError as e:
                 raise ExecutionError(f"cannot start {self.python}: {e.strerror}") from e
         url = f"http://{HOST}:{port}/v2/models/{s.app_name}/infer"
-        state = AppState(s.app_name, "local", port, url, plan.info.url, pid=process.pid, log_path=str(log_path),
-                         started_at=time.time(), grpc=grpc_address(grpc_port))  # fmt: skip
+        state = AppState(s.app_name, "local", port, url, pid=process.pid, log_path=str(log_path),
+                         started_at=time.time(), grpc=grpc_address(grpc_port), **model_record(plan))  # fmt: skip
         return settle(
             store,
             state,

@@ -46,7 +46,7 @@ def wait_ready(port: int, alive: Callable[[], bool], logs: Callable[[], str], ti
     def ready() -> bool:
         nonlocal last
         if not alive():
-            raise ExecutionError(f"{what} exited before it was ready; its last output:\n{logs()}")
+            raise ExecutionError(f"{what} exited before it was ready: {last_words(logs())}")
         try:
             status = requests.get(url, timeout=5).status_code
         except requests.RequestException as e:
@@ -57,10 +57,38 @@ def wait_ready(port: int, alive: Callable[[], bool], logs: Callable[[], str], ti
 
     if not wait_until(ready, timeout=timeout, interval=READY_POLL_SECONDS):
         raise ServiceUnavailable(
-            f"{what} not ready after {timeout:.0f}s ({url}: {last}); its last output:\n{logs()}",
+            f"{what} not ready after {timeout:.0f}s ({url}: {last}); its last output: {last_words(logs())}",
             "raise FUSEML_TIMEOUT if the model is large",
         )
     log.info("%s is ready on port %s", what, port)
+
+
+def model_record(plan: DeployPlan) -> dict[str, str | None]:
+    """The ``AppState`` fields naming the model: the URI given, the copy served, the registered version and run."""
+    location = plan.location
+    return {
+        "model": plan.settings.model,
+        "served_from": plan.info.url if plan.info.url != plan.settings.model else None,
+        "registered_model": location.name if location else None,
+        "model_version": location.version if location else None,
+        "run_id": location.run_id if location else None,
+    }
+
+
+def preparation(plan: DeployPlan) -> str:
+    """The plan's lines about copying the model, each ending with a newline (none when it is served in place)."""
+    return "".join(f"{line}\n" for line in plan.preparation)
+
+
+def last_words(output: str) -> str:
+    """The server's own error line (``serve: error: ...``), else its last line: one line for the step's error.
+
+    The whole tail goes to the verbose log; the step's error stays one line, as the contract asks.
+    """
+    log.debug("the server's last output:\n%s", output)
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("serve: error:")]
+    return (errors or lines or ["(none)"])[-1]
 
 
 def tail(text: str, lines: int = 30) -> str:

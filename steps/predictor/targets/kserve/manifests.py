@@ -94,8 +94,13 @@ def inference_service(
     runtime_version: str | None = None,
     resources_limits: dict[str, Any] | None = None,
     model_url: str | None = None,
+    provenance: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The InferenceService: predictor.model in the modern style, protocol v2 always."""
+    """The InferenceService: predictor.model in the modern style, protocol v2 always.
+
+    ``provenance`` (the model URI given, and the registered model, version and
+    run it resolved to) becomes annotations, so ``kubectl describe`` says what serves.
+    """
     model_format: dict[str, Any] = {"name": choice.model_format}
     if choice.format_version:
         model_format["version"] = choice.format_version
@@ -112,6 +117,7 @@ def inference_service(
     annotations = {"fuseml/serving": choice.describe()}
     if model_url:
         annotations["fuseml/model"] = model_url
+    annotations.update(provenance or {})
     return {
         "apiVersion": ISVC_API_VERSION,
         "kind": "InferenceService",

@@ -80,7 +80,7 @@ def build(plan: DeployPlan) -> KServePlan:
     objects.append(
         manifests.inference_service(
             s.app_name, s.namespace, choice, storage_uri, label_set,
-            runtime_version=s.runtime_version, resources_limits=s.resources_limits, model_url=info.url,
+            runtime_version=s.runtime_version, resources_limits=s.resources_limits, provenance=plan.provenance,
         )
     )  # fmt: skip
     return KServePlan(objects, storage_uri, staging)
@@ -121,7 +121,7 @@ class KServeTarget(Target):
 
     def describe(self, plan: DeployPlan) -> tuple[str, str]:
         built = build(plan)
-        lines = [f"target kserve, namespace {plan.settings.namespace}: {plan.choice.describe()}"]
+        lines = [f"target kserve, namespace {plan.settings.namespace}: {plan.choice.describe()}", *plan.preparation]
         lines += [f"copy {source} -> {target}" for source, target in built.staging]
         lines.append("create or update:")
         shown = [_masked(o) for o in built.objects]
