@@ -32,7 +32,19 @@ DEFAULT_SKLEARN_SERIALIZATION = "pickle"
 
 
 class ModelError(StepError):
-    """A place does not hold a usable MLflow model: no MLmodel there, or one that cannot be read."""
+    """A place does not hold a usable MLflow model: no MLmodel there, or one that cannot be read.
+
+    Its message quotes what a parser or a loader said (YAML, JSON, pickle, MLflow),
+    which often spans lines; it is kept to one line, as the step contract asks.
+    """
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(one_line(message), one_line(hint) if hint else hint)
+
+
+def one_line(text: str) -> str:
+    """``text`` with its lines joined by spaces (blank lines and indentation dropped)."""
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 @dataclass(frozen=True)
@@ -173,7 +185,7 @@ def parse_mlmodel(text: str, source: str) -> MLmodel:
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ModelError(f"{source} is not valid YAML: {str(e).splitlines()[0]}") from e
+        raise ModelError(f"{source} is not valid YAML: {_yaml_problem(e)}", "save the model again with MLflow") from e
     if not isinstance(document, dict):
         raise ModelError(f"{source} is not a YAML mapping")
     flavors = document.get("flavors")
@@ -184,6 +196,15 @@ def parse_mlmodel(text: str, source: str) -> MLmodel:
         flavors={str(name): (conf if isinstance(conf, dict) else {}) for name, conf in flavors.items()},
         document=document,
     )
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """What the YAML parser found wrong and where, rather than its first line (often only "while parsing ...")."""
+    problem = getattr(error, "problem", None)
+    mark = getattr(error, "problem_mark", None)
+    if problem and mark is not None:
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return str(error)
 
 
 def read_mlmodel(folder: Path) -> MLmodel:

@@ -178,7 +178,8 @@ def _load_sklearn(path: Path, sklearn: SklearnFlavor) -> Any:
     except Exception as e:  # noqa: BLE001 - unpickling can raise anything; report it with the file
         raise ModelLoadError(
             f"{file}: cannot load the {serialization} model ({type(e).__name__}: {e})",
-            "the model may need other scikit-learn/Python versions than this runtime has",
+            "the model may need other scikit-learn/Python versions than this runtime has, or its files are damaged "
+            "(log it again with MLflow)",
         ) from e
     raise ModelLoadError(f"{path / MLMODEL}: unknown sklearn serialization_format {serialization!r}")
 
@@ -214,7 +215,11 @@ def _load_pyfunc(path: Path, signature: Signature | None) -> LoadedModel:
     try:
         model = mlflow.pyfunc.load_model(str(path))
     except Exception as e:  # noqa: BLE001 - flavours raise anything; report it with the model
-        raise ModelLoadError(f"{path}: mlflow.pyfunc cannot load the model ({type(e).__name__}: {e})") from e
+        raise ModelLoadError(
+            f"{path}: mlflow.pyfunc cannot load the model ({type(e).__name__}: {e})",
+            "the model may need other library versions than this runtime has, or its files are damaged "
+            "(log it again with MLflow)",
+        ) from e
     flavor = model.metadata.flavors.get("python_function", {}).get("loader_module", "pyfunc")
     log.info("loaded %s model from %s with mlflow.pyfunc", flavor, path)
     return LoadedModel(path=path, flavor=str(flavor), predict=model.predict, direct=False, signature=signature)
