@@ -14,6 +14,13 @@ Two fast paths (and one decoding step) lean on internals that neither library pr
 - KServe's ``InferInput._raw_data``: where the gRPC path keeps binary tensor
   data (``raw_input_contents``, what Triton's client sends); when it is there,
   the payload decoder asks KServe's public ``as_numpy`` for the array.
+- scikit-learn's boosting internals, for ``tree_fast``: GradientBoosting's
+  ``_raw_predict_init`` (the raw value every row starts from) and ``_loss``
+  (``predict_proba``); HistGradientBoosting's ``_predictors`` (each tree's
+  ``nodes`` record array), ``_baseline_prediction``, ``_preprocessor`` (set
+  when features are categorical) and ``_loss`` (``link.inverse``,
+  ``predict_proba``). Forests and single trees need none: their public
+  ``tree_`` arrays suffice.
 
 Each is checked when it is first needed (does the name exist, with the
 signature we call or override?). When a check fails, the runtime takes the
@@ -31,10 +38,12 @@ import logging
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import numpy as np
 import uvicorn
 from kserve import ModelServer
 
 from common.errors import StepError
+from serving.tree_walk import Node
 
 log = logging.getLogger(__name__)
 
@@ -201,3 +210,87 @@ def _linear_internals() -> _LinearInternals | str:
         predicts=(LinearModel.predict, MultiOutputLinearModel.predict),
         decision_functions=(LinearModel._decision_function, ElasticNet._decision_function),
     )
+
+
+# -- scikit-learn: what boosted ensembles start from, their trees, and their links ---------------------
+
+TREES_OFF = "scikit-learn tree fast path off (%s): the estimator's own %s answers"
+HIST_NODE_FIELDS = frozenset(
+    {"value", "feature_idx", "num_threshold", "left", "right", "is_leaf", "depth", "is_categorical"}
+)
+
+
+class HistTrees(NamedTuple):
+    """A HistGradientBoosting model's trees, stage by stage (one per class and stage), and where rows start."""
+
+    stages: list[list[Node]]
+    baseline: np.ndarray
+    categorical: bool
+
+
+def gradient_boosting_start(model: Any, method: str) -> np.ndarray | None:
+    """The raw prediction every row starts from in a GradientBoosting model with a constant ``init_``.
+
+    ``init_`` is ``"zero"`` or one of scikit-learn's Dummy estimators (the
+    default), whose answer does not depend on the row; the caller checks that.
+    """
+    raw_predict_init = getattr(model, "_raw_predict_init", None)
+    if not callable(raw_predict_init):
+        log.warning(TREES_OFF, f"{type(model).__name__}._raw_predict_init is gone", method)
+        return None
+    probes = np.zeros((2, model.n_features_in_), dtype=np.float32)
+    probes[1] = 1.0
+    try:
+        start = np.asarray(raw_predict_init(probes), dtype=np.float64)
+    except Exception as e:  # noqa: BLE001 - any change in it means: take the public path
+        log.warning(TREES_OFF, f"{type(model).__name__}._raw_predict_init failed: {e}", method)
+        return None
+    if start.shape != (2, model.n_trees_per_iteration_) or not np.array_equal(start[0], start[1]):
+        log.warning(TREES_OFF, f"{type(model).__name__}._raw_predict_init no longer gives one start per row", method)
+        return None
+    return start[0]
+
+
+def loss_function(model: Any, path: str, method: str) -> Callable[[np.ndarray], np.ndarray] | None:
+    """``model._loss.<path>`` (``predict_proba``, ``link.inverse``): how a boosted model turns sums into answers."""
+    found: Any = getattr(model, "_loss", None)
+    for name in path.split("."):
+        found = getattr(found, name, None)
+    if not callable(found):
+        log.warning(TREES_OFF, f"{type(model).__name__}._loss.{path} is gone", method)
+        return None
+    return found
+
+
+def hist_trees(model: Any, method: str) -> HistTrees | None:
+    """The trees of a fitted HistGradientBoosting model, read from its private predictors."""
+    stages = getattr(model, "_predictors", None)
+    baseline = getattr(model, "_baseline_prediction", None)
+    kind = type(model).__name__
+    if not isinstance(stages, list) or not isinstance(baseline, np.ndarray) or not hasattr(model, "_preprocessor"):
+        log.warning(TREES_OFF, f"{kind}._predictors, _baseline_prediction or _preprocessor is gone", method)
+        return None
+    trees: list[list[Node]] = []
+    categorical = model._preprocessor is not None
+    for stage in stages:
+        trees.append([])
+        for predictor in stage:
+            nodes = getattr(predictor, "nodes", None)
+            names = getattr(getattr(nodes, "dtype", None), "names", None) or ()
+            if not HIST_NODE_FIELDS.issubset(names):
+                log.warning(TREES_OFF, f"{kind}'s predictor nodes no longer have {sorted(HIST_NODE_FIELDS)}", method)
+                return None
+            categorical = categorical or bool(nodes["is_categorical"].any())
+            leaf = nodes["is_leaf"].astype(bool)
+            trees[-1].append(
+                Node(
+                    left=np.where(leaf, -1, nodes["left"].astype(np.intp)),
+                    right=np.where(leaf, -1, nodes["right"].astype(np.intp)),
+                    feature=nodes["feature_idx"],
+                    threshold=nodes["num_threshold"],
+                    value=nodes["value"].astype(np.float64)[:, None],
+                    depth=int(nodes["depth"].max()),
+                )
+            )
+    start = (np.zeros(model.n_trees_per_iteration_) + baseline).ravel()
+    return HistTrees(stages=trees, baseline=start, categorical=categorical)

@@ -30,7 +30,7 @@ from urllib.parse import urlparse
 from common.errors import InputError
 from common.mlmodel import MLMODEL, MLmodel, ModelError, Signature, SklearnFlavor, read_mlmodel
 from common.storage import LocalStore, open_store
-from serving.sklearn_fast import linear_predictor
+from serving.sklearn_fast import fast_predictor
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +120,8 @@ def load_model(path: Path, environ: Mapping[str, str]) -> LoadedModel:
             raise ModelLoadError(f"{path}: the scikit-learn model has no method {predict_fn!r} (MLmodel predict_fn)")
         # Fitted on a DataFrame, sklearn warns on every numpy input; the fast path sends numpy on purpose.
         warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
-        fast = linear_predictor(model) if predict_fn == "predict" else None
-        log.info("loaded scikit-learn %s from %s%s", type(model).__name__, path, " (direct linear)" if fast else "")
+        fast = fast_predictor(model, predict_fn)
+        log.info("loaded scikit-learn %s from %s%s", type(model).__name__, path, " (direct path)" if fast else "")
         return LoadedModel(
             path=path,
             flavor="sklearn",

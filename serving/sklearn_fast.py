@@ -1,4 +1,8 @@
-"""Direct numpy predictions for scikit-learn linear regressors: the runtime's fast path.
+"""Direct numpy predictions for scikit-learn models: the runtime's fast paths.
+
+``fast_predictor`` picks one: for linear regressors the arithmetic below, for
+tree models the walk in ``tree_fast``. Either must reproduce the estimator's
+own answers on probe rows before it is used; if not, the estimator's method is.
 
 scikit-learn 1.9 spends ~300 us per ``predict`` call validating its input
 (dataframe-library detection, dtype and finiteness checks), against ~3 us for
@@ -7,9 +11,7 @@ the request (2-D, the model's width, numeric), so for the linear models whose
 ``predict`` is exactly ``X @ coef_.T + intercept_`` (LinearRegression, Ridge,
 Lasso, ElasticNet, ...; telling which needs scikit-learn's private classes,
 see ``internals.is_plain_linear``) it computes that directly, after a
-finiteness check of its own. Before it is used, the shortcut must reproduce the
-estimator's own predictions on probe rows; if not, the estimator's ``predict``
-is used.
+finiteness check of its own.
 """
 
 from __future__ import annotations
@@ -21,8 +23,44 @@ from typing import Any
 import numpy as np
 
 from serving.internals import is_plain_linear
+from serving.tree_fast import tree_predictor
 
 log = logging.getLogger(__name__)
+
+
+def fast_predictor(model: Any, method: str = "predict") -> Callable[[np.ndarray], np.ndarray] | None:
+    """``X -> model.<method>(X)`` computed directly, the same answers for 2-D numeric X; None if no path applies."""
+    linear = linear_predictor(model) if method == "predict" else None
+    if linear is not None:
+        return linear
+    tree = tree_predictor(model, method)
+    if tree is None or not _agrees_exactly(model, method, tree):
+        return None
+    return tree
+
+
+def _agrees_exactly(model: Any, method: str, predict: Callable[[np.ndarray], np.ndarray]) -> bool:
+    """True when ``predict`` gives ``model.<method>``'s answers on probe rows, to the bit (floats: 1e-12 relative)."""
+    width = model.n_features_in_
+    rng = np.random.default_rng(0)
+    probes = np.vstack(
+        [np.zeros(width), np.ones(width), rng.normal(size=(6, width)) * 100, rng.normal(size=(8, width))]
+    )
+    try:
+        ours, theirs = np.asarray(predict(probes)), np.asarray(getattr(model, method)(probes))
+        same = ours.shape == theirs.shape and ours.dtype == theirs.dtype
+        if same and ours.dtype.kind == "f":
+            same = np.allclose(ours, theirs, rtol=1e-12, atol=0)
+        elif same:
+            same = np.array_equal(ours, theirs)
+    except Exception as e:  # noqa: BLE001 - any failure just means: do not take the shortcut
+        log.warning(
+            "no direct path for %s.%s (%s: %s); using it as is", type(model).__name__, method, type(e).__name__, e
+        )
+        return False
+    if not same:
+        log.warning("the direct path disagrees with %s.%s; using %s", type(model).__name__, method, method)
+    return bool(same)
 
 
 def linear_predictor(model: Any) -> Callable[[np.ndarray], np.ndarray] | None:
