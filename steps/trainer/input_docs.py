@@ -22,7 +22,7 @@ DOC = StepDoc(
         InputDoc("model_alias", "alias to move to the new model version, e.g. champion (needs register_model)"),
         InputDoc(VERBOSE.name, "true for detailed logs, MLflow's and boto's included (secrets stay masked)"),
     ),
-    output="the logged model's URL (the folder holding MLmodel)",
+    output="the logged model's URL (the folder holding MLmodel), or models:/<name>/<version> with register_model",
     environment=(
         InputDoc(
             names.MLFLOW_TRACKING_URI, "the tracking server, http://host:port (required; mlflow-tracking extension)"

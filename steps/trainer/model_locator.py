@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from common.errors import ExecutionError
 from common.storage import join_url, open_store
@@ -18,16 +19,29 @@ from common.storage import join_url, open_store
 log = logging.getLogger(__name__)
 
 
-def find_model_url(client, run_id: str, experiment_id: str, artifact_path: str, environ: Mapping[str, str]) -> str:  # noqa: ANN001
-    """The URL of the folder holding the MLmodel of the model the run logged as ``artifact_path``."""
+@dataclass(frozen=True)
+class FoundModel:
+    """The folder holding the model's MLmodel, and what MLflow knows it by."""
+
+    url: str
+    run_id: str
+    model_id: str | None = None  # MLflow 3's logged model id; None for an MLflow 2 run artifact
+
+
+def find_model(client, run_id: str, experiment_id: str, artifact_path: str, environ: Mapping[str, str]) -> FoundModel:  # noqa: ANN001
+    """The model the run logged as ``artifact_path``, its MLmodel checked to exist through ``open_store``.
+
+    The URL is whatever the tracking server stores: ``s3://`` or a local folder when clients write
+    artifacts themselves, ``mlflow-artifacts:/`` when the server proxies them.
+    """
     logged = _logged_models(client, run_id, experiment_id)
-    candidates = [m.artifact_location for m in logged if m.name == artifact_path]
+    candidates = [(m.artifact_location, m.model_id) for m in logged if m.name == artifact_path]
     run_artifacts = client.get_run(run_id).info.artifact_uri
-    candidates.append(join_url(run_artifacts, artifact_path))
-    for url in candidates:
+    candidates.append((join_url(run_artifacts, artifact_path), None))
+    for url, model_id in candidates:
         store = open_store(url, environ)
         if store.exists(join_url(url, "MLmodel")):
-            return url.rstrip("/")
+            return FoundModel(url.rstrip("/"), run_id, model_id)
         log.debug("no MLmodel at %s", url)
     raise ExecutionError(
         f"the run {run_id} logged no model at {artifact_path!r}: {_what_was_logged(logged, client, run_id)}",

@@ -1,7 +1,7 @@
-"""The trainer step: run an MLproject entry point under MLflow, return the model's URL.
+"""The trainer step: run an MLproject entry point under MLflow, return the model's URL (or registered version).
 
 Order matters for users: everything that can be checked without training
-(inputs, MLproject, parameters, the tracking server, the artifact store) is
+(inputs, registry names, MLproject, parameters, the tracking server, the artifact store) is
 checked first, so a misconfigured workflow fails in seconds, not after the
 training run.
 """
@@ -13,7 +13,6 @@ import os
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,8 +21,10 @@ from common.errors import ExecutionError, InputError
 from common.inputs import Inputs
 from common.storage import S3Settings, S3Store
 from steps.trainer.launch import run_command, with_python_on_path
-from steps.trainer.model_locator import find_model_url
+from steps.trainer.model_locator import find_model
 from steps.trainer.parameters import resolve_parameters
+from steps.trainer.registration import register
+from steps.trainer.settings import TrainerSettings
 from steps.trainer.tracking import (
     HTTP_DEFAULTS,
     bounded_http_env,
@@ -36,23 +37,6 @@ if TYPE_CHECKING:
     from mlflow.projects._project_spec import EntryPoint
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainerSettings:
-    """The trainer's inputs (docs/contract.md), with FuseML's defaults."""
-
-    experiment: str
-    entry_point: str
-    artifact_path: str
-
-    @classmethod
-    def from_inputs(cls, inputs: Inputs, codeset: Codeset) -> TrainerSettings:
-        return cls(
-            experiment=inputs.str("mlflow_experiment", codeset.name),
-            entry_point=inputs.str("mlflow_entrypoint", "main"),
-            artifact_path=inputs.str("mlflow_artifact_path", "model").strip("/"),
-        )
 
 
 def train(environ: Mapping[str, str]) -> str:
@@ -92,10 +76,10 @@ def train(environ: Mapping[str, str]) -> str:
         try:
             finished = run_command(command, codeset.path, env)
         except BaseException:
-            client.set_terminated(run_id, "KILLED")
+            _mark_run(client, run_id, "KILLED")
             raise
     if finished.returncode != 0:
-        client.set_terminated(run_id, "FAILED")
+        _mark_run(client, run_id, "FAILED")
         last = f"; last output: {finished.last_line}" if finished.last_line else ""
         raise ExecutionError(
             f"entry point {settings.entry_point!r} failed with exit code {finished.returncode} "
@@ -103,7 +87,10 @@ def train(environ: Mapping[str, str]) -> str:
         )
     client.set_terminated(run_id, "FINISHED")
     log.info("entry point %r finished in %.1fs", settings.entry_point, time.monotonic() - started)
-    return find_model_url(client, run_id, experiment_id, settings.artifact_path, environ)
+    model = find_model(client, run_id, experiment_id, settings.artifact_path, environ)
+    if settings.register_model:
+        return register(client, model, settings.register_model, settings.model_alias, uri, environ)
+    return model.url
 
 
 def _entry_point_command(entry_point: EntryPoint, parameters: Mapping[str, str], storage_dir: str, name: str) -> str:
@@ -120,7 +107,25 @@ def _entry_point_command(entry_point: EntryPoint, parameters: Mapping[str, str],
 
 
 def _check_artifact_store(artifact_location: str, environ: Mapping[str, str]) -> None:
-    """Fail before training when the experiment's S3 bucket refuses these credentials."""
+    """Fail before training when the experiment's S3 bucket refuses these credentials.
+
+    Only for ``s3://``: a proxied server (``mlflow-artifacts:/``) holds the credentials itself, and a
+    local folder needs none.
+    """
     if not artifact_location.startswith("s3://"):
         return
     S3Store(S3Settings.from_environ(environ)).check_bucket(artifact_location)
+
+
+def _mark_run(client, run_id: str, status: str) -> None:  # noqa: ANN001 - mlflow.MlflowClient, imported lazily
+    """Record how the run ended, best effort: the step is failing already, and its own error says why.
+
+    The tracking server may be the reason training failed; a second error from it must not replace
+    the first with a traceback.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.set_terminated(run_id, status)
+    except MlflowException as e:
+        log.warning("could not mark MLflow run %s %s: %s", run_id, status, str(e).splitlines()[0] if str(e) else e)

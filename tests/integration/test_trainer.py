@@ -265,3 +265,78 @@ def test_sigterm_stops_the_entry_point_and_marks_the_mlflow_run_killed(tmp_path,
     client = mlflow.MlflowClient(step_env["MLFLOW_TRACKING_URI"])
     experiment = client.get_experiment_by_name(_experiment(codeset))
     assert [r.info.status for r in client.search_runs([experiment.experiment_id])] == ["KILLED"]
+
+
+# --- A tracking server in MLflow's default mode: artifacts proxied onto S3, clients hold no S3 credentials.
+
+
+@pytest.fixture
+def proxied_env(step_env, mlflow_proxied):
+    """The env FuseML gives the trainer with a proxied-artifact server: the tracking URI and nothing of S3."""
+    env = {k: v for k, v in step_env.items() if not k.startswith(("AWS_", "MLFLOW_S3_"))}
+    env.update(mlflow_proxied.env())
+    assert not [k for k in env if k.startswith("AWS_") or k == "MLFLOW_S3_ENDPOINT_URL"]
+    return env
+
+
+def test_trains_against_a_proxied_artifact_server_with_no_s3_variables(wine_codeset, proxied_env, s3, tmp_path):
+    """The server has no auth; MLflow sends the basic-auth credentials anyway, and they must appear nowhere."""
+    url_password = "url-pa55-" + uuid.uuid4().hex
+    proxied_env["MLFLOW_TRACKING_URI"] = proxied_env["MLFLOW_TRACKING_URI"].replace(
+        "://", f"://fuseml:{url_password}@", 1
+    )
+    proxied_env["MLFLOW_TRACKING_USERNAME"] = "fuseml"
+    proxied_env["MLFLOW_TRACKING_PASSWORD"] = "tracking-pa55-" + uuid.uuid4().hex
+    result = run_step("steps.trainer", proxied_env, cwd=wine_codeset)
+    assert result.returncode == 0, result.stderr
+    url = read_result(proxied_env)
+    assert url.startswith("mlflow-artifacts:/") and "/models/m-" in url and url.endswith("/artifacts"), url
+    assert b"flavors:" in open_store(url, proxied_env).read(url + "/MLmodel")
+    # The server wrote the model onto its own S3 bucket: the proxied URL's path is the key there.
+    key = url.removeprefix("mlflow-artifacts:/").lstrip("/") + "/MLmodel"
+    assert s3.client().head_object(Bucket="mlflow-proxied", Key=key)["ContentLength"] > 0
+    output = result.stdout + result.stderr
+    for secret in (url_password, proxied_env["MLFLOW_TRACKING_PASSWORD"]):
+        assert secret not in output
+        assert files_holding(tmp_path, secret) == []
+
+
+def test_registers_the_model_moves_the_alias_and_returns_the_exact_version(tmp_path, proxied_env):
+    import mlflow
+
+    name = "wine-" + uuid.uuid4().hex[:8]
+    client = mlflow.MlflowClient(proxied_env["MLFLOW_TRACKING_URI"])
+    results = []
+    for attempt in (1, 2):
+        codeset = checkout_wine(tmp_path / f"project-{attempt}")
+        env = {**proxied_env, "FUSEML_REGISTER_MODEL": name, "FUSEML_MODEL_ALIAS": "champion"}
+        env["FUSEML_RESULTS_DIR"] = str(tmp_path / f"results-{attempt}")
+        result = run_step("steps.trainer", env, cwd=codeset)
+        assert result.returncode == 0, result.stderr
+        results.append(read_result(env))
+        assert results[-1] == f"models:/{name}/{attempt}", "the exact version, never the alias"
+        assert client.get_model_version_by_alias(name, "champion").version == str(attempt)
+        assert open_store(results[-1], env).exists(results[-1] + "/MLmodel")
+    versions = {v.version: v for v in client.search_model_versions(f"name = '{name}'")}
+    assert sorted(versions) == ["1", "2"] and all(v.status == "READY" for v in versions.values())
+    assert versions["1"].run_id != versions["2"].run_id, "each training registers its own run's model"
+
+
+@pytest.mark.parametrize(
+    ("inputs", "fragments"),
+    [
+        ({"FUSEML_MODEL_ALIAS": "champion"}, ("FUSEML_MODEL_ALIAS is set but FUSEML_REGISTER_MODEL is not",)),
+        ({"FUSEML_REGISTER_MODEL": "wine/prod"}, ("FUSEML_REGISTER_MODEL='wine/prod' is not valid", "'/' or ':'")),
+    ],
+    ids=["alias-without-model", "bad-name"],
+)
+def test_registry_inputs_are_checked_before_training(wine_codeset, proxied_env, inputs, fragments):
+    """Every rule is in tests/unit/test_trainer_settings.py; here, what the user sees from the real step."""
+    import mlflow
+
+    result = run_step("steps.trainer", {**proxied_env, **inputs}, cwd=wine_codeset)
+    assert_failed(result, proxied_env, *fragments)
+    experiment = mlflow.MlflowClient(proxied_env["MLFLOW_TRACKING_URI"]).get_experiment_by_name(
+        _experiment(wine_codeset)
+    )
+    assert experiment is None, "nothing may reach MLflow before the inputs are checked"

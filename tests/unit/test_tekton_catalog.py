@@ -27,7 +27,7 @@ VERSION = "0.1"
 # step -> (the modules that read its inputs, its output in the example workflow)
 STEPS = {
     "builder": (["steps/builder/settings.py"], "image"),
-    "trainer": (["steps/trainer/step.py", "steps/trainer/parameters.py"], "mlflow-model-url"),
+    "trainer": (["steps/trainer/settings.py", "steps/trainer/parameters.py"], "mlflow-model-url"),
     "predictor": (["steps/predictor/settings.py"], "prediction-url"),
 }
 # Read by common/logs.py for every step (FUSEML_VERBOSE), not by a settings module.
