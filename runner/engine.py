@@ -269,6 +269,8 @@ class _Run:
                     raise WorkflowError(
                         f"step '{step.name}': {ref} has no value (did step '{ref.name}' run?)"
                     ) from None
+            if ref.kind is RefKind.EXTENSION_CFG:
+                return self.extensions[step.name].value(ref.name, ref.output or "", step.name)
             if ref.kind in (RefKind.CODESET_NAME, RefKind.CODESET_PROJECT):
                 codeset = self.codesets[ref.name][0]
                 return codeset.name if ref.kind is RefKind.CODESET_NAME else codeset.project

@@ -15,7 +15,8 @@ ClusterTasks (both gone from Tekton) and S3 keys inlined as env values. Here:
 - each extension is ``envFrom`` a Secret (``--secret NAME=SECRET``, default
   ``fuseml-<extension>``): its keys are the variables the step reads
   (``MLFLOW_TRACKING_URI``, ``AWS_ACCESS_KEY_ID``, ...), so no credential value
-  is ever written into a document;
+  is ever written into a document; ``{{ extensions.E.cfg.VAR }}`` is key ``VAR``
+  of that Secret (``valueFrom.secretKeyRef``);
 - the predictor task runs under a ServiceAccount allowed to deploy
   InferenceServices (``rbac``).
 """
@@ -31,7 +32,7 @@ from common import names
 from common.errors import InputError
 from runner.executors.base import image_role
 from runner.export.rbac import DEFAULT_SERVICE_ACCOUNT, predictor_rbac
-from runner.templates import Reference, RefKind, references, render
+from runner.templates import Reference, RefKind, references, render, whole_reference
 from runner.workflow import CODESET, Step, Workflow
 
 TEKTON_API = "tekton.dev/v1"
@@ -214,8 +215,14 @@ class _Pipeline:
             task_params.append({"name": name, "value": value})
             return f"$(params.{name})"
 
+        def entries(name: str, param: str, text: str) -> list[dict[str, Any]]:
+            """The env entries that give ``name`` its value; an extension's configuration comes from its Secret."""
+            if not any(r.kind is RefKind.EXTENSION_CFG for r in references(text)):
+                return [{"name": name, "value": through_param(param, text)}]
+            return self._extension_entries(step, name, text)
+
         for item in step.value_inputs:
-            env.append({"name": names.input_variable(item.name), "value": through_param(item.name, item.value or "")})
+            env += entries(names.input_variable(item.name), item.name, item.value or "")
         image = through_param(IMAGE_PARAM, step.image)
         if step.result_name:
             env.append({"name": names.TASK_RESULT, "value": step.result_name})
@@ -223,9 +230,7 @@ class _Pipeline:
         env.append({"name": names.WORKFLOW_NAME, "value": self.flow.name})
         env.append({"name": names.WORKFLOW_NAMESPACE, "value": "$(context.taskRun.namespace)"})
         for var in step.env:
-            env.append(
-                {"name": var.name, "value": through_param(f"env-{var.name.lower().replace('_', '-')}", var.value)}
-            )
+            env += entries(var.name, f"env-{var.name.lower().replace('_', '-')}", var.value)
 
         container: dict[str, Any] = {"name": "run", "image": image, "env": env}
         if role is not None or _image_from_our_builder(step, self.flow):
@@ -269,6 +274,31 @@ class _Pipeline:
         if after:
             task["runAfter"] = after
         return task
+
+    def _extension_entries(self, step: Step, name: str, text: str) -> list[dict[str, Any]]:
+        """``{{ extensions.E.cfg.VAR }}`` as key ``VAR`` of E's Secret: the whole value, or composed in text.
+
+        A value that is only the template is ``valueFrom`` the Secret's key; one with text
+        around it reads the key into a variable first and uses Kubernetes' ``$(VARIABLE)``
+        (which the kubelet expands from earlier env entries), so no value is ever written here.
+        """
+        whole = whole_reference(text)
+        if whole is not None:
+            return [{"name": name, "valueFrom": self._secret_key(whole)}]
+        refs = references(text)
+        others = [str(r) for r in refs if r.kind is not RefKind.EXTENSION_CFG]
+        if others:
+            raise InputError(
+                f"{self.flow.source}: step {step.name}: {name} mixes an extension's configuration with "
+                f"{', '.join(others)}; a Secret's value cannot go through a task param",
+                "give the extension's value and the other template in two variables",
+            )
+        helpers = {extension_variable(r): self._secret_key(r) for r in refs}
+        value = render(text, lambda r: f"$({extension_variable(r)})")
+        return [{"name": n, "valueFrom": key} for n, key in helpers.items()] + [{"name": name, "value": value}]
+
+    def _secret_key(self, ref: Reference) -> dict[str, Any]:
+        return {"secretKeyRef": {"name": secret_name(ref.name, self.options.secrets), "key": ref.output}}
 
     def render(self, text: str) -> str:
         """FuseML's ``{{ ... }}`` as Tekton's ``$(...)``."""
@@ -340,6 +370,11 @@ def _metadata_step(image: str, workdir: str) -> dict[str, Any]:
         ],
         "script": script,
     }
+
+
+def extension_variable(ref: Reference) -> str:
+    """The variable an extension's configuration value is read into: ``FUSEML_EXT_<EXTENSION>_<VARIABLE>``."""
+    return f"FUSEML_EXT_{ref.name.upper().replace('-', '_')}_{ref.output}"
 
 
 def clone_task_name(codeset: str) -> str:

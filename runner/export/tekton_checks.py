@@ -19,6 +19,8 @@ PARAM_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_.-]*$")
 RESULT_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _VARIABLE = re.compile(r"\$\((?P<body>[^()]*)\)")
+# $(NAME) without a dot is Kubernetes' reference to an earlier env variable, which Tekton leaves to the kubelet.
+_ENV_REFERENCE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PARAM = re.compile(r"^params\.(?P<name>[^.\[\]]+)$")
 _TASK_RESULT = re.compile(r"^tasks\.(?P<task>[^.]+)\.results\.(?P<result>[^.\[\]]+)$")
 _WORKSPACE = re.compile(r"^workspaces\.(?P<name>[^.]+)\.(path|bound|claim|volume)$")
@@ -73,8 +75,10 @@ def variables(node: Any) -> Iterator[tuple[str, str]]:
 def _walk(node: Any, path: str) -> Iterator[tuple[str, str]]:
     if isinstance(node, str):
         for match in _VARIABLE.finditer(node):
-            if not node[: match.start()].endswith("$"):  # $$(...) is an escaped literal
-                yield path, match.group("body").strip()
+            body = match.group("body").strip()
+            # $$(...) is an escaped literal
+            if not node[: match.start()].endswith("$") and not _ENV_REFERENCE.match(body):
+                yield path, body
     elif isinstance(node, dict):
         for key, value in node.items():
             yield from _walk(value, f"{path}.{key}" if path else str(key))

@@ -5,8 +5,10 @@
   with a "did you mean", because FuseML would silently drop it and the step
   would run without it; any other unknown key only gets a warning.
 - References: every ``{{ inputs.x }}`` and ``{{ steps.s.outputs.o }}`` must
-  name an input or an earlier step's output, codesets must be codeset inputs,
-  and every workflow output must be produced by a step.
+  name an input or an earlier step's output, every
+  ``{{ extensions.e.cfg.VAR }}`` an extension of its own step (and not its
+  image: an image is no secret), codesets must be codeset inputs, and every
+  workflow output must be produced by a step.
 - Inputs of a run: each required input has a value and each codeset input a
   codeset, and no unknown input is given.
 """
@@ -14,12 +16,16 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping
 
 from runner.templates import Reference, RefKind, TemplateSyntaxError, references
 from runner.workflow.errors import Problems, WorkflowError
 from runner.workflow.model import CODESET, Step, StepInput, Workflow
 from runner.workflow.yaml_lines import LineMap
+
+# An extension's configuration is its variables: a name an environment variable can have.
+_VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # Keys FuseML defines at each level; the ones we do not use are accepted as they are.
 FUSEML_KEYS = {
@@ -105,7 +111,12 @@ class _ReferenceChecker:
     def check(self) -> None:
         for index, step in enumerate(self.workflow.steps):
             what = f"step '{step.name}'"
-            self.templated(step.image, step.image_line, f"{what} image", step, index)
+            for ref in self.templated(step.image, step.image_line, f"{what} image", step, index):
+                if ref.kind is RefKind.EXTENSION_CFG:
+                    self.problems.add(
+                        step.image_line,
+                        f"{what} image refers to {ref}: an image comes from an input or an earlier step's output",
+                    )
             for item in step.inputs:
                 if item.value is not None:
                     self.templated(item.value, item.line, f"{what} input '{item.name}'", step, index)
@@ -164,9 +175,24 @@ class _ReferenceChecker:
                     listed = ", ".join(outputs) or "none"
                     problem(line, f"{what} refers to {ref}, but step '{ref.name}' has no such output (has: {listed})")
             return
+        if ref.kind is RefKind.EXTENSION_CFG:
+            self.extension(ref, line, what, step)
+            return
         target = self.workflow.input(ref.name)
         if target is None:
             known = ", ".join(i.name for i in self.workflow.inputs) or "none"
             problem(line, f"{what} refers to {ref}, but the workflow has no input '{ref.name}' (inputs: {known})")
         elif ref.kind in (RefKind.CODESET_NAME, RefKind.CODESET_PROJECT) and target.type != CODESET:
             problem(line, f"{what} refers to {ref}, but input '{ref.name}' is a {target.type}, not a codeset")
+
+    def extension(self, ref: Reference, line: int, what: str, step: Step) -> None:
+        declared = [e.name for e in step.extensions]
+        if ref.name not in declared:
+            listed = ", ".join(declared) or "none"
+            self.problems.add(
+                line,
+                f"{what} refers to {ref}, but step '{step.name}' has no extension '{ref.name}' "
+                f"(its extensions: {listed}): add it under the step's 'extensions'",
+            )
+        elif not _VARIABLE.match(ref.output or ""):
+            self.problems.add(line, f"{what} refers to {ref}: '{ref.output}' is not a variable name (A-Z, 0-9, _)")

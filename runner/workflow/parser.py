@@ -118,6 +118,7 @@ class _Parser:
         outputs = tuple(self.each(item, "outputs", what, lambda i, ln: self.step_output(i, ln, what)))
         env = tuple(self.each(item, "env", what, lambda i, ln: self.env(i, ln, what)))
         extensions = tuple(self.each(item, "extensions", what, lambda i, ln: self.extension(i, ln, what)))
+        inputs = self.without_repeats(inputs, what)
         self.unique([(i.name, i.line) for i in inputs], f"input of {what}")
         self.unique([(o, line) for o in outputs], f"output of {what}")
         if sum(1 for i in inputs if i.codeset) > 1:
@@ -200,6 +201,21 @@ class _Parser:
             return value
         self.problems.add(item.line_of(key), f"{what}: '{key}' must be a string, got a {_kind(value)}")
         return ""
+
+    def without_repeats(self, inputs: tuple[StepInput, ...], what: str) -> tuple[StepInput, ...]:
+        """The inputs with an exact repeat (same name, same value) dropped with a warning.
+
+        FuseML's own examples repeat an input this way (mlflow-multi-e2e's ``verbose``) and
+        FuseML ran them; a repeat with another value stays an error, since which one wins is a guess.
+        """
+        kept: list[StepInput] = []
+        for item in inputs:
+            same = next((k for k in kept if k.name == item.name and k.value == item.value and k.codeset is None), None)
+            if same is not None and item.codeset is None:
+                self.problems.warn(item.line, f"{what} input '{item.name}' repeats line {same.line}; ignored")
+                continue
+            kept.append(item)
+        return tuple(kept)
 
     def unique(self, names: list[tuple[str, int]], what: str) -> None:
         seen: set[str] = set()

@@ -29,9 +29,16 @@ TEKTON_DATA = ROOT / "tests" / "data" / "tekton"
 EXAMPLES = ROOT / "tests" / "data" / "fuseml-examples"
 E2E = ROOT / "examples" / "workflows" / "mlflow-e2e.yaml"
 URL = "https://example.com/org/wine.git"
-# fuseml/examples workflows the local runner reads (the others use {{ extensions... }} templates).
-EXPORTABLE = ["mlflow-e2e", "mlflow-intel-e2e", "mlflow-seldon-e2e", "mlflow-seldon-triton-e2e"]
-NOT_READABLE = ["mlflow-multi-e2e", "mlflow-ovms-e2e"]
+# All six fuseml/examples workflows; two read an extension's configuration ({{ extensions.E.cfg.VAR }}).
+EXPORTABLE = [
+    "mlflow-e2e",
+    "mlflow-intel-e2e",
+    "mlflow-seldon-e2e",
+    "mlflow-seldon-triton-e2e",
+    "mlflow-multi-e2e",
+    "mlflow-ovms-e2e",
+]
+WITH_EXTENSION_TEMPLATES = ["mlflow-multi-e2e", "mlflow-ovms-e2e"]
 SECRET_NAMES = ("PASSWORD", "SECRET", "TOKEN", "ACCESS_KEY", "CREDENTIAL")
 
 
@@ -246,12 +253,61 @@ def test_a_step_we_do_not_provide_is_an_inline_task_with_its_inputs_as_env() -> 
     assert {"ServiceAccount", "Role"}.isdisjoint(d["kind"] for d in docs)  # no predictor of ours to authorise
 
 
-@pytest.mark.parametrize("name", NOT_READABLE)
-def test_fuseml_examples_with_extension_templates_are_refused_with_the_line(
-    name: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("name", WITH_EXTENSION_TEMPLATES)
+def test_an_extensions_configuration_is_the_key_of_its_secret(name: str) -> None:
+    flow = load_workflow(EXAMPLES / f"{name}.yaml")
+    docs = export_tekton(flow, TektonOptions(codeset_urls={flow.codeset_inputs[0].name: URL}))
+    pipeline = by_kind(docs, "Pipeline")
+    readers = [s for s in flow.steps if any("extensions." in e.value for e in s.env)]
+    assert readers, "the example reads an extension's configuration"
+    for step in readers:
+        (entry,) = [e for e in run_step(task(pipeline, step.name))["env"] if e["name"] == "S3_ENDPOINT"]
+        assert entry == {
+            "name": "S3_ENDPOINT",
+            "valueFrom": {"secretKeyRef": {"name": "fuseml-mlflow-store", "key": "MLFLOW_S3_ENDPOINT_URL"}},
+        }
+    assert "{{" not in yaml.safe_dump_all(docs)
+
+
+def extension_flow(tmp_path: Path, value: str, extensions: list[str] | None = None) -> Path:
+    flow = yaml.safe_load(E2E.read_text())
+    trainer = flow["steps"][1]
+    if extensions is not None:
+        trainer["extensions"] = [{"name": e, "service_resource": "s3"} for e in extensions]
+    trainer["env"] = [{"name": "S3_URL", "value": value}]
+    path = tmp_path / "wf.yaml"
+    path.write_text(yaml.safe_dump(flow))
+    return path
+
+
+def test_an_extension_value_inside_text_is_read_into_a_variable_and_expanded_by_kubernetes(tmp_path: Path) -> None:
+    path = extension_flow(tmp_path, "{{ extensions.mlflow-store.cfg.MLFLOW_S3_ENDPOINT_URL }}/bucket")
+    code, out, err = export("--codeset-url", URL, "--secret", "mlflow-store=my-s3", workflow=path)
+    assert code == 0, err
+    docs = list(yaml.safe_load_all(out))
+    env = run_step(task(by_kind(docs, "Pipeline"), "trainer"))["env"]
+    names = [e["name"] for e in env]
+    helper = "FUSEML_EXT_MLFLOW_STORE_MLFLOW_S3_ENDPOINT_URL"
+    assert names.index(helper) < names.index("S3_URL")  # the kubelet expands only earlier variables
+    assert env[names.index(helper)]["valueFrom"] == {"secretKeyRef": {"name": "my-s3", "key": "MLFLOW_S3_ENDPOINT_URL"}}
+    assert env[names.index("S3_URL")]["value"] == f"$({helper})/bucket"
+    assert validate_documents(docs, TEKTON_DATA) == [] and check_documents(docs) == []
+
+
+def test_an_extension_value_mixed_with_another_template_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    err = fails("--codeset-url", URL, workflow=EXAMPLES / f"{name}.yaml", capsys=capsys, monkeypatch=monkeypatch)
-    assert f"{name}.yaml:" in err and "extensions.mlflow-store" in err
+    path = extension_flow(tmp_path, "{{ extensions.mlflow-store.cfg.X }}/{{ inputs.predictor }}")
+    err = fails("--codeset-url", URL, workflow=path, capsys=capsys, monkeypatch=monkeypatch)
+    assert "S3_URL mixes an extension's configuration with inputs.predictor" in err
+
+
+def test_an_extension_the_step_does_not_declare_is_refused_with_the_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = extension_flow(tmp_path, "{{ extensions.minio.cfg.MLFLOW_S3_ENDPOINT_URL }}", extensions=["mlflow-store"])
+    err = fails("--codeset-url", URL, workflow=path, capsys=capsys, monkeypatch=monkeypatch)
+    assert "wf.yaml:" in err and "has no extension 'minio' (its extensions: mlflow-store)" in err
 
 
 def test_wrong_codeset_or_input_is_an_error_that_says_what_to_give(

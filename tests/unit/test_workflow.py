@@ -175,3 +175,15 @@ def test_templates_parse_and_render() -> None:
     assert render("no templates", lambda r: "") == "no templates"
     with pytest.raises(TemplateSyntaxError):
         references("{{ steps.s.output.o }}")
+
+
+def test_an_input_repeated_with_the_same_value_is_a_warning_and_with_another_value_an_error() -> None:
+    # FuseML's own mlflow-multi-e2e repeats `verbose: false` in one step, and FuseML ran it.
+    same = '        value: "{{ inputs.flavour }}"\n      - name: flavour\n        value: "{{ inputs.flavour }}"\n'
+    workflow = parse_workflow(MINIMAL.replace('        value: "{{ inputs.flavour }}"\n', same), "wf.yaml")
+    assert [i.name for i in workflow.step("second").value_inputs] == ["flavour"]
+    assert workflow.warnings == ("wf.yaml:23: step 'second' input 'flavour' repeats line 21; ignored",)
+    other = '        value: "{{ inputs.flavour }}"\n      - name: flavour\n        value: other\n'
+    assert "wf.yaml:23: duplicate input of step 'second' name 'flavour'" in problems(
+        MINIMAL.replace('        value: "{{ inputs.flavour }}"\n', other)
+    )
