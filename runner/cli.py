@@ -36,6 +36,7 @@ from runner.export.command import export
 from runner.formatting import format_duration, format_table
 from runner.progress import ConsoleProgress
 from runner.runs import CANCELLED, SUCCEEDED, RunStore
+from runner.services import MLFLOW_ARTIFACT_MODES
 from runner.staging import Codeset, resolve_codeset
 from runner.workflow import load_workflow
 
@@ -95,6 +96,12 @@ cli.add_command(export)
     is_flag=True,
     help="Start SeaweedFS S3 and an MLflow server (and a registry for docker) on loopback for this run.",
 )
+@click.option(
+    "--mlflow-artifacts",
+    type=click.Choice(MLFLOW_ARTIFACT_MODES),
+    help="How the MLflow server keeps artifacts. proxied (the --stack default, MLflow's own): through the server, "
+    "steps get no S3 keys (only a predictor deploying to KServe, to stage the model); direct: steps write to S3.",
+)
 @click.option("--tracking-uri", help="MLflow tracking URI (default: a sqlite store in the state folder).")
 @click.option("--s3-endpoint", help="S3 endpoint for MLflow artifacts (default: none, artifacts stay local).")
 @click.option("--aws-access-key-id", help="S3 access key.")
@@ -117,6 +124,7 @@ def run(
     codeset_project: str | None,
     config_path: Path | None,
     stack: bool,
+    mlflow_artifacts: str | None,
     tracking_uri: str | None,
     s3_endpoint: str | None,
     aws_access_key_id: str | None,
@@ -135,9 +143,13 @@ def run(
     config = load_config(config_path or state_dir / CONFIG_FILE, os.environ)
     with ExitStack() as services:
         if stack:
-            click.echo("starting the local service stack (SeaweedFS, MLflow server)...", err=True)
-            config = _overlay(start_stack(state_dir, services, registry=executor == "docker"), config)
+            artifacts = mlflow_artifacts or config.mlflow_artifacts or "proxied"
+            click.echo(
+                f"starting the local service stack (SeaweedFS, MLflow server, {artifacts} artifacts)...", err=True
+            )
+            config = _overlay(start_stack(state_dir, services, executor == "docker", artifacts), config)
         config = config.merged(
+            mlflow_artifacts=mlflow_artifacts,
             tracking_uri=tracking_uri,
             s3_endpoint_url=s3_endpoint,
             aws_access_key_id=aws_access_key_id,

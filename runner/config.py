@@ -8,6 +8,8 @@ flags winning. The file's sections are named after the extensions they serve::
       uri: http://127.0.0.1:5000        # absent: a sqlite store in the state folder
       username: ...                     # optional
       password: ${MLFLOW_PASSWORD}      # $VAR / ${VAR} are expanded from the environment
+      artifacts: proxied                # proxied: the server serves artifacts (steps get no S3 keys);
+                                        # direct (default for your own server): steps write to S3
     s3:
       endpoint: http://127.0.0.1:8333   # absent: artifacts in a local folder
       access_key_id: ...
@@ -39,6 +41,7 @@ import yaml
 
 from common import names
 from common.errors import StepError
+from runner.services import MLFLOW_ARTIFACT_MODES
 
 CONFIG_FILE = "config.yaml"
 PREDICTOR_TARGETS = ("local", "docker", "kserve")
@@ -51,7 +54,12 @@ class ConfigError(StepError):
 
 
 _SECTIONS: dict[str, dict[str, str]] = {
-    "mlflow-tracking": {"uri": "tracking_uri", "username": "tracking_username", "password": "tracking_password"},
+    "mlflow-tracking": {
+        "uri": "tracking_uri",
+        "username": "tracking_username",
+        "password": "tracking_password",
+        "artifacts": "mlflow_artifacts",
+    },
     "s3": {
         "endpoint": "s3_endpoint_url",
         "access_key_id": "aws_access_key_id",
@@ -71,6 +79,9 @@ class Config:
     tracking_uri: str | None = None
     tracking_username: str | None = None
     tracking_password: str | None = None
+    # "proxied": artifacts go through the tracking server, so the s3 extension hands out the server, and S3
+    # keys only to a step that deploys to KServe (it stages models into S3); None or "direct": S3 keys to all.
+    mlflow_artifacts: str | None = None
     s3_endpoint_url: str | None = None
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
@@ -150,6 +161,11 @@ def _parse(data: dict[str, Any], source: str, environ: Mapping[str, str]) -> Con
     target = values.get("predictor_target")
     if target is not None and target not in PREDICTOR_TARGETS:
         raise ConfigError(f"{source}: kserve-api.target '{target}' is not one of {', '.join(PREDICTOR_TARGETS)}")
+    artifacts = values.get("mlflow_artifacts")
+    if artifacts is not None and artifacts not in MLFLOW_ARTIFACT_MODES:
+        raise ConfigError(
+            f"{source}: mlflow-tracking.artifacts '{artifacts}' is not one of {', '.join(MLFLOW_ARTIFACT_MODES)}"
+        )
     known_fields = {f.name for f in fields(Config)}
     return Config(**{k: v for k, v in values.items() if k in known_fields})
 
@@ -172,10 +188,13 @@ def _is_secret_name(name: str) -> bool:
     return name in names.SECRET_VARIABLES or any(word in upper for word in names.SECRET_NAME_WORDS)
 
 
-def start_stack(state_dir: Path, stack: ExitStack, registry: bool = False) -> Config:
+def start_stack(state_dir: Path, stack: ExitStack, registry: bool = False, artifacts: str = "proxied") -> Config:
     """Start SeaweedFS and an MLflow server (and a registry) on loopback, for as long as
     ``stack`` is open, with their data under ``<state>/stack``; the Config that points at them.
 
+    ``artifacts`` is the server's mode: ``proxied`` (MLflow's default, what users have: the server
+    writes artifacts to S3 and the steps need no S3 keys) or ``direct`` (steps write to S3 themselves).
+    The S3 service is in the Config either way, for a predictor that stages models for KServe.
     The same launchers the tests use (``runner.services``).
     """
     from runner.services.mlflow_server import MLflowServer
@@ -183,8 +202,10 @@ def start_stack(state_dir: Path, stack: ExitStack, registry: bool = False) -> Co
 
     root = Path(state_dir) / "stack"
     s3 = stack.enter_context(SeaweedFS(root / "seaweedfs", buckets=("mlflow-artifacts",)))
-    mlflow = stack.enter_context(MLflowServer(root / "mlflow", s3.env(), artifact_root=f"s3://{s3.bucket}"))
-    config = Config.from_environ({**s3.env(), **mlflow.env()})
+    mlflow = stack.enter_context(
+        MLflowServer(root / "mlflow", s3.env(), artifact_root=f"s3://{s3.bucket}", artifacts=artifacts)
+    )
+    config = Config.from_environ({**s3.env(), **mlflow.env()}).merged(mlflow_artifacts=artifacts)
     if registry:
         from runner.services.registry import Registry
 

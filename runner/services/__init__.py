@@ -20,6 +20,8 @@ from common import polling
 log = logging.getLogger(__name__)
 
 LOG_TAIL_LINES = 40
+# How an MLflow server keeps artifacts (mlflow_server.py): through itself (MLflow's default) or in S3 clients write to.
+MLFLOW_ARTIFACT_MODES = ("proxied", "direct")
 
 
 class ServiceStartError(RuntimeError):

@@ -1,9 +1,11 @@
 """The example workflow end to end with the process executor and the real steps:
 builder (venv backend) -> trainer -> predictor (local target), then a V2 request.
 
-Two service setups: none at all (sqlite tracking and local artifacts under the
-state folder, what ``fuseml-steps run`` does by default) and the real S3 and
-MLflow server of the fixtures. A rerun must reuse the builder's venv.
+Three service setups: none at all (sqlite tracking and local artifacts under the
+state folder, what ``fuseml-steps run`` does by default), the real S3 and MLflow
+server of the fixtures with the steps writing to S3, and an MLflow server that
+proxies artifacts onto that S3 (``--stack``'s default), the steps holding no S3
+keys. A rerun must reuse the builder's venv.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from runner.config import Config
 from runner.engine import run_workflow
 from runner.executors.process import ProcessExecutor
 from runner.runs import SUCCEEDED, RunRecord
+from runner.services.mlflow_server import MLflowServer
+from runner.services.seaweedfs import SeaweedFS
 from runner.staging import Codeset, resolve_codeset
 from runner.workflow import Workflow, load_workflow
 
@@ -116,3 +120,21 @@ def test_with_real_s3_and_mlflow_server(
     assert "View run" in trainer_log and "fuseml:****@" in trainer_log, "MLflow's run link is logged, masked"
     holding = [p for p in (tmp_path / "state").rglob("*") if p.is_file() and password.encode() in p.read_bytes()]
     assert holding == [], f"files the run wrote hold the tracking password: {holding}"
+
+
+def test_with_a_proxied_mlflow_server_the_trainer_gets_no_s3_keys(
+    tmp_path: Path,
+    workflow: Workflow,
+    executor: ProcessExecutor,
+    s3: SeaweedFS,
+    mlflow_proxied: MLflowServer,
+    wine_rows: Callable[[int], list[list[float]]],
+) -> None:
+    """What ``fuseml-steps run --stack`` wires by default: MLflow's own proxied mode over the stack's S3."""
+    config = Config.from_environ({**s3.env(), **mlflow_proxied.env()}).merged(mlflow_artifacts="proxied")
+    run = run_and_check(workflow, codeset("wine-proxied"), executor, config, tmp_path / "state")
+    model_url = run.steps[1].output
+    assert model_url.startswith("mlflow-artifacts:/"), "the model went through the tracking server"
+    key = model_url.removeprefix("mlflow-artifacts:/").lstrip("/") + "/MLmodel"
+    assert s3.client().head_object(Bucket=mlflow_proxied.artifact_root.removeprefix("s3://"), Key=key)
+    assert len(predict(run.outputs["prediction-url"], wine_rows(2))) == 2

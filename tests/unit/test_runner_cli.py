@@ -15,9 +15,11 @@ from runner.config import Config, ConfigError, load_config
 from runner.executors import ExecutorError, get_executor
 from runner.executors.base import StepSpec, image_role
 from runner.executors.docker import DockerExecutor
+from runner.extensions import step_extensions
 from runner.formatting import format_duration
 from runner.progress import ConsoleProgress
 from runner.runs import RunNotFound
+from runner.workflow import load_workflow
 
 
 @pytest.fixture
@@ -164,6 +166,51 @@ def test_config_from_a_service_environment() -> None:
         {"MLFLOW_TRACKING_URI": "http://m", "MLFLOW_S3_ENDPOINT_URL": "http://s", "AWS_DEFAULT_REGION": "r"}
     )
     assert (config.tracking_uri, config.s3_endpoint_url, config.aws_region) == ("http://m", "http://s", "r")
+
+
+EXAMPLE_WORKFLOW = Path(__file__).resolve().parents[2] / "examples" / "workflows" / "mlflow-e2e.yaml"
+S3_VARIABLES = {"MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"}
+
+
+def example_step_env(config: Config, step: str, tmp_path: Path, default_target: str = "local") -> dict[str, str]:
+    """The variables the example workflow's ``step`` gets from its extensions under ``config``."""
+    flow = load_workflow(EXAMPLE_WORKFLOW)
+    chosen = next(s for s in flow.steps if s.name == step)
+    return step_extensions(chosen, config, tmp_path, default_target).env
+
+
+def test_a_proxied_tracking_server_keeps_s3_keys_from_every_step_but_a_kserve_deploy(tmp_path: Path) -> None:
+    stack = {
+        "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000",
+        "MLFLOW_S3_ENDPOINT_URL": "http://127.0.0.1:8333",
+        "AWS_ACCESS_KEY_ID": "k",
+        "AWS_SECRET_ACCESS_KEY": "s",
+        "AWS_DEFAULT_REGION": "r",
+    }
+    proxied = Config.from_environ(stack).merged(mlflow_artifacts="proxied", tracking_password="p")
+    tracking = {"MLFLOW_TRACKING_URI": "http://127.0.0.1:5000", "MLFLOW_TRACKING_PASSWORD": "p"}
+    assert example_step_env(proxied, "trainer", tmp_path) == tracking, "the training code holds no S3 keys"
+    local = example_step_env(proxied, "predictor", tmp_path)
+    assert not S3_VARIABLES & set(local), "local and docker deploys read the model through the tracking server"
+    assert local["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:5000" and local["FUSEML_TARGET"] == "local"
+    kserve = example_step_env(proxied.merged(predictor_target="kserve"), "predictor", tmp_path)
+    assert S3_VARIABLES <= set(kserve) and kserve["MLFLOW_TRACKING_URI"], "KServe needs the model staged in S3"
+
+    direct = Config.from_environ(stack).merged(mlflow_artifacts="direct")
+    for step in ("trainer", "predictor"):
+        assert S3_VARIABLES <= set(example_step_env(direct, step, tmp_path)), "direct: every s3 extension gets S3"
+    assert S3_VARIABLES <= set(example_step_env(Config.from_environ(stack), "trainer", tmp_path)), "unset = direct"
+
+
+def test_the_config_file_and_the_flag_name_the_mlflow_artifact_mode(tmp_path: Path, workflow: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("mlflow-tracking: {uri: http://127.0.0.1:5000, artifacts: proxied}\n")
+    assert load_config(path).mlflow_artifacts == "proxied"
+    path.write_text("mlflow-tracking: {artifacts: s3}\n")
+    with pytest.raises(ConfigError, match="mlflow-tracking.artifacts 's3' is not one of proxied, direct"):
+        load_config(path)
+    code, _, err = invoke("run", str(workflow), "--codeset", str(tmp_path / "code"), "--mlflow-artifacts", "s3")
+    assert code == 2 and "'s3' is not one of 'proxied', 'direct'" in err
 
 
 def test_image_roles() -> None:
