@@ -6,6 +6,7 @@ from steps.predictor.settings import (
     APP_NAME,
     DRY_RUN,
     MODEL,
+    MODEL_STORE,
     PREDICTOR,
     RESOURCES_LIMITS,
     RUNTIME_VERSION,
@@ -23,7 +24,11 @@ DOC = StepDoc(
         "Protocol V2; returns the prediction URL once a real inference answered."
     ),
     inputs=(
-        InputDoc(MODEL, "model URL: s3://..., the folder holding MLmodel (required)"),
+        InputDoc(
+            MODEL,
+            "model: s3://... (the folder holding MLmodel), mlflow-artifacts:/..., runs:/<run_id>/<path>, "
+            "models:/<name>/<version> or models:/<name>@<alias> (required)",
+        ),
         InputDoc(PREDICTOR, "auto, sklearn, mlflow, mlserver, triton or tensorflow (default auto)"),
         InputDoc(APP_NAME, "InferenceService name (default <org>-<project>-<workflow>)"),
         InputDoc(RUNTIME_VERSION, "serving runtime image version"),
@@ -33,11 +38,18 @@ DOC = StepDoc(
         InputDoc(DRY_RUN, "true to print the plan and manifests and change nothing"),
         InputDoc(STATE_DIR, "where local/docker deployments keep their state"),
         InputDoc(SERVING_IMAGE, "runtime image for the docker target"),
+        InputDoc(
+            MODEL_STORE,
+            "kserve target, s3://bucket/prefix where models KServe cannot read (mlflow-artifacts:/, runs:/, "
+            "models:/ behind the MLflow server) are copied (default s3://mlflow-artifacts/fuseml-models)",
+        ),
         InputDoc(WORKERS, "local/docker targets, server processes (a number, or auto for one per CPU; default 1)"),
         VERBOSE,
     ),
     output="the V2 prediction URL (.../v2/models/NAME/infer)",
     environment=(
+        InputDoc(names.MLFLOW_TRACKING_URI, "the tracking server, for mlflow-artifacts:/, runs:/ and models:/ models"),
+        InputDoc(f"{names.MLFLOW_TRACKING_USERNAME}/_PASSWORD", "basic auth for the tracking server; or _TOKEN"),
         InputDoc(names.MLFLOW_S3_ENDPOINT_URL, "S3 endpoint of the model store (mlflow-store extension)"),
         InputDoc(f"{names.AWS_ACCESS_KEY_ID}/{names.AWS_SECRET_ACCESS_KEY}", "S3 credentials to read the model"),
         InputDoc("KUBECONFIG", "cluster to deploy to outside a pod (default ~/.kube/config)"),
