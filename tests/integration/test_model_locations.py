@@ -33,6 +33,7 @@ from common.storage import S3Settings, S3Store, open_store
 from runner.apps import apps
 from steps.predictor.apps import stop_app
 from steps.predictor.state import StateStore
+from tests.fixtures.images import build_image, docker
 from tests.fixtures.kube_api import schema_errors
 from tests.fixtures.models import wine_feature_rows
 from tests.fixtures.services import STEP_TIMEOUT, read_result, run_step
@@ -41,6 +42,7 @@ from tests.fixtures.serving import build_serving_image
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 SERVING_TAG = "fuseml-local/mlflow-serving:predictor-test"
+PREDICTOR_TAG = "fuseml-local/kserve-predictor:test"  # the tag test_predictor_image builds: cached layers
 BODY = {"inputs": [{"name": "input-0", "shape": [1, 11], "datatype": "FP32", "data": wine_feature_rows(1)}]}
 
 # Logs version 1 (the example's ElasticNet) and version 2 (another alpha: other predictions) of one registered model.
@@ -259,3 +261,26 @@ def test_kserve_dry_run_stages_the_model_in_s3(
     assert again.returncode == 0, again.stderr
     staged = [line for line in again.stdout.splitlines() if line.startswith(f"already staged {model} -> ")]
     assert len(staged) == 1 and staged[0].endswith(f"-> {storage_uri}"), again.stdout
+
+
+def test_the_predictor_image_stages_a_model_given_by_alias(
+    s3, mlflow_proxied, registered: dict, base_image: str, tmp_path: Path
+) -> None:
+    # In a Tekton pod the step runs from its image: MLflow's client must be in it to resolve models:/.
+    image = build_image(ROOT / "Dockerfiles" / "predictor.Dockerfile", PREDICTOR_TAG, base_image)
+    results = tmp_path / "results"
+    results.mkdir(mode=0o777)
+    results.chmod(0o777)
+    model = f"models:/{registered['name']}@champion"
+    env = {**mlflow_proxied.env(), **s3.env(), "FUSEML_MODEL": model, "FUSEML_APP_NAME": "wine",
+           "FUSEML_DRY_RUN": "true", "FUSEML_MODEL_STORE": f"s3://{s3.bucket}/staged-{uuid.uuid4().hex[:6]}",
+           "KUBERNETES_SERVICE_HOST": "10.0.0.1", "TASK_RESULT": "prediction-url",
+           "FUSEML_RESULTS_DIR": "/tekton/results"}  # fmt: skip
+    flags = [f"--env={name}={value}" for name, value in env.items()]
+    done = docker("run", "--rm", "--network", "host", "-v", f"{results}:/tekton/results", *flags, image, "run",
+                  timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    isvc = list(yaml.safe_load_all(done.stdout.split("---\n", 1)[1]))[-1]
+    assert isvc["spec"]["predictor"]["model"]["storageUri"].startswith(env["FUSEML_MODEL_STORE"] + "/")
+    assert isvc["metadata"]["annotations"]["fuseml/model-version"] == registered["1"]["version"]
+    assert (results / "prediction-url").read_text().endswith("/v2/models/wine/infer")
