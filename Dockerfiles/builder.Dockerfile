@@ -1,6 +1,8 @@
 # The builder image: the builder step, buildah for daemonless builds in
-# Kubernetes pods, the docker SDK for when a daemon is reachable, and the
-# trainer image template with the trainer code it copies into every image.
+# Kubernetes pods, the docker SDK for when a daemon is reachable, uv (a
+# dependency of the builder extra: /opt/venv/bin/uv, which the builder copies
+# into every build context), and the trainer image template with the trainer
+# code it copies into every image.
 #
 #   DOCKER_BUILDKIT=1 docker build -f Dockerfiles/builder.Dockerfile \
 #     --build-arg BASE_IMAGE=python:3.11-slim \

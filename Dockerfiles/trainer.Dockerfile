@@ -2,26 +2,25 @@
 #
 # Template of the builder step (steps/builder), which prepares the context:
 #   build/  requirements.txt, constraints.txt, build-requirements.txt,
-#           python-constraint, check_python.py, run, pip-ca.crt (empty if none)
+#           python-constraint, check_python.py, install.sh, installer, run,
+#           pip-ca.crt (empty if none), uv (the builder's own, when it has one)
 #   app/    steps/trainer/ and the common/ modules it imports (the trainer step's code)
 # and passes BASE_IMAGE, SOURCE, REVISION, CREATED and ENVIRONMENT (the tag).
 # Works with the classic builder (docker SDK), BuildKit and buildah alike: no
 # RUN --mount, so the PyPI CA travels through the throwaway stage below.
 ARG BASE_IMAGE=python:3.11-slim
 
-# Throwaway stage: pip runs here, with the PyPI CA bundle when one is given.
-# Only the finished virtualenv leaves it; the CA and pip's caches stay behind.
+# Throwaway stage: uv (or pip, see install.sh) runs here, with the PyPI CA
+# bundle when one is given. Only the finished virtualenv leaves it; the CA, uv
+# and the installers' caches stay behind. uv compiles no bytecode (trimmed below).
 FROM ${BASE_IMAGE} AS environment
 COPY build/ /tmp/build/
 RUN set -eu; \
     python3 /tmp/build/check_python.py /tmp/build/python-constraint; \
     python3 -m venv /opt/venv; \
     export PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore PIP_PROGRESS_BAR=off; \
-    if [ -s /tmp/build/pip-ca.crt ]; then export PIP_CERT=/tmp/build/pip-ca.crt; fi; \
-    if [ -s /tmp/build/build-requirements.txt ]; then \
-        /opt/venv/bin/pip install --upgrade -r /tmp/build/build-requirements.txt; \
-    fi; \
-    /opt/venv/bin/pip install -r /tmp/build/requirements.txt -c /tmp/build/constraints.txt; \
+    export UV_NO_CACHE=1; \
+    sh /tmp/build/install.sh /opt/venv/bin/python /tmp/build /tmp/build/uv; \
     site="$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"; \
     echo /opt/fuseml > "$site/fuseml-steps.pth"; \
     install -m 0755 /tmp/build/run /opt/venv/bin/run; \

@@ -23,6 +23,10 @@ DOC = StepDoc(
         InputDoc("registry_ca", "CA bundle for registries with a private CA (a path in the pod)"),
         InputDoc("insecure_registries", "registries reachable over plain http, space or comma separated"),
         InputDoc("no_cache", "true to rebuild every layer"),
+        InputDoc(
+            "installer",
+            "auto (uv, pip as the fallback), uv or pip: what installs the environment (the tag does not depend on it)",
+        ),
         InputDoc("miniconda_version", IGNORED),
         InputDoc("intel_optimized", IGNORED),
         InputDoc("compressed_caching", IGNORED),

@@ -2,12 +2,16 @@
 
 The payload is every file of the build context that this checkout decides (the
 codeset decides the rest: the pip inputs, hashed through the spec): the image
-template, the Python check, the ``run`` command and the trainer code. It is
+template, the Python check, the install script, the ``run`` command and the
+trainer code. It is
 both what the context is written from and what the builder's version hashes,
 so an image's tag changes exactly when what it holds (or was built with)
 changes. The trainer code is the trainer package plus the modules of ours it
 imports, found by ``modulefinder``: an edit to the builder's own modules or to
 a ``common/`` module the trainer does not import leaves every tag as it was.
+Which installer runs (uv or pip, see ``install.sh``) is not in the payload: the
+uv binary and the ``installer`` choice go into the context beside the spec
+files, so the same environment has the same tag whichever installed it.
 """
 
 from __future__ import annotations
@@ -25,11 +29,14 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Inside the project root (this checkout, or /opt/fuseml in the builder image).
 TEMPLATE = "Dockerfiles/trainer.Dockerfile"
 CHECK_PYTHON = "steps/builder/check_python.py"
+INSTALL_SCRIPT = "steps/builder/install.sh"
 TRAINER_PACKAGE = "steps/trainer"
 TRAINER_MODULE = "steps.trainer"
 # Inside the build context and the image.
 APP = "app"
 RUN = "build/run"
+INSTALL = "build/install.sh"
+UV = "build/uv"
 IMAGE_VENV = "/opt/venv"
 IMAGE_APP = "/opt/fuseml"
 DOCKERIGNORE = "**/__pycache__\n"
@@ -50,6 +57,7 @@ def payload(root: Path = PROJECT_ROOT) -> dict[str, bytes]:
     files = {
         "Dockerfile": (root / TEMPLATE).read_bytes(),
         "build/check_python.py": (root / CHECK_PYTHON).read_bytes(),
+        INSTALL: (root / INSTALL_SCRIPT).read_bytes(),
         RUN: run_script(IMAGE_VENV).encode(),
         ".dockerignore": DOCKERIGNORE.encode(),
     }
@@ -83,9 +91,11 @@ def copy_app(destination: Path) -> None:
     _write(destination, {name.removeprefix(prefix): c for name, c in payload().items() if name.startswith(prefix)})
 
 
-def write_environment_files(folder: Path, spec: EnvSpec, pip_ca: Path | None) -> None:
-    """The files pip is run with: requirements, constraints, build dependencies, Python constraint, CA."""
+def write_environment_files(folder: Path, spec: EnvSpec, pip_ca: Path | None, installer: str = "auto") -> None:
+    """The files the installer runs with: requirements, constraints, build dependencies, Python constraint,
+    CA, and the installer input (``install.sh`` reads them all)."""
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / "installer").write_text(f"{installer}\n")
     (folder / "requirements.txt").write_text(spec.requirements_text())
     (folder / "constraints.txt").write_text(spec.constraints_text())
     (folder / "build-requirements.txt").write_text("".join(f"{b}\n" for b in spec.build_dependencies))
@@ -97,11 +107,17 @@ def write_environment_files(folder: Path, spec: EnvSpec, pip_ca: Path | None) ->
         ca.write_bytes(b"")
 
 
-def write_context(folder: Path, spec: EnvSpec, pip_ca: Path | None) -> Path:
-    """A docker build context: the payload (Dockerfile, ``build/``, ``app/``) plus the codeset's pip inputs."""
+def write_context(
+    folder: Path, spec: EnvSpec, pip_ca: Path | None, installer: str = "auto", uv: Path | None = None
+) -> Path:
+    """A docker build context: the payload (Dockerfile, ``build/``, ``app/``), the codeset's pip inputs, and
+    the builder's own uv binary when it has one: the throwaway stage runs it from there, no download needed."""
     _write(folder, payload())
     (folder / RUN).chmod(0o755)
-    write_environment_files(folder / "build", spec, pip_ca)
+    write_environment_files(folder / "build", spec, pip_ca, installer)
+    if uv is not None and installer != "pip":
+        shutil.copyfile(uv, folder / UV)
+        (folder / UV).chmod(0o755)
     return folder
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from common.errors import InputError
 from common.inputs import Inputs
+from steps.builder.installer import INSTALLERS
 from steps.builder.registry.reference import check_registry, check_repository
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class BuilderSettings:
     registry_ca: Path | None = None
     insecure_registries: tuple[str, ...] = ()
     no_cache: bool = False
+    installer: str = "auto"
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> BuilderSettings:
@@ -76,6 +78,7 @@ class BuilderSettings:
             registry_ca=_existing_file(inputs, environ, "registry_ca", None),
             insecure_registries=tuple(inputs.list("insecure_registries", [])),
             no_cache=inputs.bool("no_cache", False),
+            installer=inputs.choice("installer", INSTALLERS, "auto"),
         )
 
     def push_reference(self, tag: str) -> str:

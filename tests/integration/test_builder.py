@@ -28,8 +28,14 @@ from tests.fixtures.images import our_image
 from tests.fixtures.services import read_result, run_step
 
 BUILD_TIMEOUT = 1500
-# pip's download cache survives across runs (HOME is a fresh folder per test).
+# pip's and uv's download caches survive across runs (HOME is a fresh folder per test).
 PIP_CACHE = "/var/tmp/fuseml-tests-pip-cache"
+UV_CACHE = "/var/tmp/fuseml-tests-uv-cache"
+# Which installer put mlflow into an image (uv and pip each write their name into INSTALLER), and whether uv is there.
+INSTALLED_BY = (
+    'echo "installed by $(cat /opt/venv/lib/python3*/site-packages/mlflow-*.dist-info/INSTALLER)"; '
+    'command -v uv || echo "no uv"'
+)
 
 
 @pytest.fixture
@@ -90,9 +96,13 @@ def test_builds_pushes_trains_then_skips(codeset, builder_env, registry, docker_
     assert attrs["Config"]["User"] == "1000:1000"
     assert attrs["Size"] <= 700e6, f"trainer image is {attrs['Size'] / 1e6:.0f} MB"
     ca_check = docker_client.containers.run(
-        image, ["sh", "-c", "ls /tmp/build 2>&1; grep -rl 'BEGIN CERT' /opt 2>/dev/null | head -1"], remove=True
+        image,
+        ["sh", "-c", f"ls /tmp/build 2>&1; grep -rl 'BEGIN CERT' /opt 2>/dev/null | head -1; {INSTALLED_BY}"],
+        remove=True,
     )
     assert b"pip-ca" not in ca_check and b"No such file" in ca_check, ca_check
+    # The installer is read from the image (mlflow's INSTALLER record), not the log: layers may come from the cache.
+    assert ca_check.decode().splitlines()[-2:] == ["installed by uv", "no uv"], "uv installs, then stays behind"
 
     # The image is the trainer: docker run it as FuseML would, codeset as working directory.
     results = tmp_path / "results-in-container"
@@ -125,9 +135,11 @@ def test_venv_backend_builds_then_trains_inside(codeset, step_env, tmp_path):
         "FUSEML_BACKEND": "venv",
         "FUSEML_CACHE_DIR": str(tmp_path / "venvs"),
         "PIP_CACHE_DIR": PIP_CACHE,
+        "UV_CACHE_DIR": UV_CACHE,
     }
     result = build(env, codeset)
     assert result.returncode == 0, result.stderr[-5000:]
+    assert "fuseml-installer: uv " in result.stderr, "the builder's own uv installs the venv"
     location = read_result(env)
     assert location.startswith("venv://"), location
     venv = Path(location.removeprefix("venv://"))
@@ -146,7 +158,8 @@ def test_venv_backend_builds_then_trains_inside(codeset, step_env, tmp_path):
     model_url = (Path(step_env["FUSEML_RESULTS_DIR"]) / "model").read_text()
     assert open_store(model_url, step_env).exists(model_url.rstrip("/") + "/MLmodel")
 
-    again = build(env, codeset)
+    # Installed with uv, found again when pip is asked for: the tag does not depend on the installer.
+    again = build({**env, "FUSEML_INSTALLER": "pip"}, codeset)
     assert again.returncode == 0 and read_result(env) == location
     assert "already exists" in again.stderr and "=== Building" not in again.stderr
 
@@ -268,9 +281,9 @@ def test_builder_image_builds_with_buildah(codeset, builder_image, base_image, r
     image = (results / "image").read_text()
     assert RegistryClient(registry.host).exists(ImageRef.parse(image))
     ran = subprocess.run(
-        ["/usr/bin/docker", "run", "--rm", image, "sh", "-c", "id -u; command -v run"],
+        ["/usr/bin/docker", "run", "--rm", image, "sh", "-c", f"id -u; command -v run; {INSTALLED_BY}"],
         capture_output=True,
         text=True,
         check=False,
     )
-    assert ran.stdout.split() == ["1000", "/opt/venv/bin/run"], ran.stderr
+    assert ran.stdout.splitlines() == ["1000", "/opt/venv/bin/run", "installed by uv", "no uv"], ran.stderr

@@ -3,6 +3,7 @@ build context, log following, backend choice, and the venv backend's lock."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -19,14 +20,17 @@ from steps.builder.backends.docker import follow_build, follow_push
 from steps.builder.backends.venv import MARKER, VenvBackend
 from steps.builder.check_python import satisfied
 from steps.builder.envspec import EnvSpec, load_envspec
+from steps.builder.installer import find_uv
 from steps.builder.payload import (
     CHECK_PYTHON,
+    INSTALL_SCRIPT,
     builder_version,
     copy_app,
     payload,
     run_script,
     trainer_code,
     write_context,
+    write_environment_files,
 )
 from steps.builder.registry import RegistryError
 from steps.builder.settings import BuilderSettings
@@ -95,10 +99,11 @@ def test_build_context_has_template_inputs_and_trainer(tmp_path: Path) -> None:
     assert not (context / "app" / "steps" / "builder").exists()
 
 
-# What write_context adds from the codeset's spec (and pip's CA); everything else is the payload.
+# What write_context adds from the codeset's spec, pip's CA and the installer input; everything else is the payload.
 SPEC_FILES = {f"build/{n}" for n in ("requirements.txt", "constraints.txt", "build-requirements.txt")} | {
     "build/python-constraint",
     "build/pip-ca.crt",
+    "build/installer",
 }
 
 
@@ -107,8 +112,12 @@ def files_under(folder: Path) -> dict[str, bytes]:
 
 
 def test_the_context_holds_exactly_the_hashed_payload(tmp_path: Path) -> None:
-    written = files_under(write_context(tmp_path / "ctx", load_envspec(WINE), None))
+    uv = find_uv({})
+    assert uv is not None, "uv is a dependency of the builder"
+    written = files_under(write_context(tmp_path / "ctx", load_envspec(WINE), None, "auto", uv))
     assert SPEC_FILES <= set(written)
+    assert written.pop("build/uv") == uv.read_bytes(), "the builder's own uv goes into the context"
+    assert (tmp_path / "ctx" / "build" / "uv").stat().st_mode & 0o111
     assert {name: content for name, content in written.items() if name not in SPEC_FILES} == payload()
     copy_app(tmp_path / "venv-app")
     app = {name.removeprefix("app/"): c for name, c in payload().items() if name.startswith("app/")}
@@ -155,11 +164,120 @@ def test_the_tag_hashes_what_goes_into_the_image_and_nothing_else(tmp_path: Path
     assert tag() != before
 
 
+def test_the_tag_does_not_depend_on_the_installer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from steps.builder import step
+
+    tags: list[str] = []
+
+    def found(self: VenvBackend, plan: BuildPlan) -> str:
+        tags.append(plan.tag)
+        return "venv://built-before"
+
+    monkeypatch.setattr(VenvBackend, "find", found)
+    monkeypatch.chdir(WINE)
+    for installer in ("auto", "uv", "pip"):
+        environ = {"FUSEML_BACKEND": "venv", "FUSEML_CACHE_DIR": str(tmp_path), "FUSEML_INSTALLER": installer}
+        assert step.build(environ) == "venv://built-before"
+    assert len(tags) == 3 and len(set(tags)) == 1, tags
+
+    spec = load_envspec(WINE)
+    with_uv = files_under(write_context(tmp_path / "uv", spec, None, "auto", find_uv({})))
+    with_pip = files_under(write_context(tmp_path / "pip", spec, None, "pip", find_uv({})))
+    assert "build/uv" in with_uv and "build/uv" not in with_pip, "installer=pip sends no uv"
+    assert with_uv["build/installer"] != with_pip["build/installer"]
+    hashed = payload()
+    kept = [{name: content for name, content in files.items() if name in hashed} for files in (with_uv, with_pip)]
+    assert kept[0] == kept[1] == hashed, "the installer changes nothing the tag hashes"
+
+
+def test_bad_installer_input() -> None:
+    assert BuilderSettings.from_environ({}).installer == "auto"
+    with pytest.raises(InputError, match="FUSEML_INSTALLER"):
+        BuilderSettings.from_environ({"FUSEML_INSTALLER": "conda"})
+
+
+# install.sh with stand-ins for the virtualenv's python (its pip) and for uv, each writing its calls to $CALLS.
+FAKE_PYTHON = 'echo "pip $* PIP_CERT=${PIP_CERT:-}" >> "$CALLS"\n'
+FAKE_UV = """if [ "$1" = --version ]; then echo "uv 9.9.9 (stand-in)"; exit 0; fi
+echo "uv $* SSL_CERT_FILE=${SSL_CERT_FILE:-} strategy=${UV_INDEX_STRATEGY:-} index=${UV_INDEX_URL:-}" >> "$CALLS"
+exit "${UV_EXIT:-0}"
+"""
+FOREIGN_UV = 'echo "cannot execute binary file: Exec format error" >&2; exit 126\n'
+
+
+def run_install(
+    tmp_path: Path, installer: str, uv: str | None, **extra: str
+) -> tuple[subprocess.CompletedProcess, list]:
+    files = tmp_path / "files"
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    write_environment_files(files, load_envspec(WINE), ca, installer)
+    python = tmp_path / "python"
+    python.write_text("#!/bin/sh\n" + FAKE_PYTHON)
+    python.chmod(0o755)
+    argv = ["/bin/sh", str(ROOT / INSTALL_SCRIPT), str(python), str(files)]
+    if uv is not None:
+        (tmp_path / "uv").write_text("#!/bin/sh\n" + uv)
+        (tmp_path / "uv").chmod(0o755)
+        argv.append(str(tmp_path / "uv"))
+    calls = tmp_path / "calls"
+    env = {"PATH": "/usr/bin:/bin", "CALLS": str(calls), **extra}
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    return done, calls.read_text().splitlines() if calls.exists() else []
+
+
+def test_install_uses_uv_like_pip_with_the_pypi_ca(tmp_path: Path) -> None:
+    done, calls = run_install(tmp_path, "auto", FAKE_UV, PIP_INDEX_URL="https://mirror.example/simple")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "fuseml-installer: uv 9.9.9 (stand-in)" and lines[-1].startswith("fuseml-installer: uv done")
+    assert [c.split()[:4] for c in calls] == [["uv", "pip", "install", "--python"]] * 2, calls
+    files = tmp_path / "files"
+    assert f" --upgrade -r {files}/build-requirements.txt " in calls[0]
+    assert f" -r {files}/requirements.txt " in calls[1] and "constraints.txt" not in calls[1], "no empty -c for uv"
+    ca = tmp_path / "files" / "pip-ca.crt"
+    for call in calls:
+        assert f"SSL_CERT_FILE={ca}" in call and "strategy=unsafe-best-match" in call
+        assert "index=https://mirror.example/simple" in call, "pip's index reaches uv"
+
+
+@pytest.mark.parametrize(
+    "installer,uv,extra,why",
+    [
+        ("auto", None, {}, "no uv in the builder's environment"),
+        ("auto", FOREIGN_UV, {}, "uv does not run here: cannot execute binary file: Exec format error"),
+        ("auto", FAKE_UV, {"UV_EXIT": "2"}, "uv failed (exit 2)"),
+        ("pip", FAKE_UV, {}, "input installer=pip"),
+    ],
+)
+def test_install_falls_back_to_pip_and_says_why(
+    tmp_path: Path, installer: str, uv: str | None, extra: dict[str, str], why: str
+) -> None:
+    done, calls = run_install(tmp_path, installer, uv, **extra)
+    assert done.returncode == 0, done.stderr
+    assert f"fuseml-installer: pip ({why})" in done.stdout.splitlines(), done.stdout
+    pips = [c for c in calls if c.startswith("pip ")]
+    ca = tmp_path / "files" / "pip-ca.crt"
+    assert pips == [
+        f"pip -m pip install --upgrade -r {tmp_path}/files/build-requirements.txt PIP_CERT={ca}",
+        f"pip -m pip install -r {tmp_path}/files/requirements.txt -c {tmp_path}/files/constraints.txt PIP_CERT={ca}",
+    ]
+    assert all(c.startswith("uv ") for c in calls[: len(calls) - 2])
+    assert done.stdout.splitlines()[-1].startswith("fuseml-installer: pip done, cpu ")
+
+
+def test_install_with_installer_uv_has_no_fallback(tmp_path: Path) -> None:
+    done, calls = run_install(tmp_path, "uv", FAKE_UV, UV_EXIT="2")
+    assert done.returncode == 1 and not [c for c in calls if c.startswith("pip ")]
+    assert "error: input installer=uv, but uv failed (exit 2); set installer to auto or pip" in done.stderr
+
+
 def test_template_keeps_the_ca_in_the_throwaway_stage() -> None:
     text = (ROOT / "Dockerfiles" / "trainer.Dockerfile").read_text()
     final = text.split("\nFROM ${BASE_IMAGE}\n", 1)[1]
     instructions = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
     assert "build/" not in final and "pip-ca" not in final and "--mount" not in instructions
+    assert re.search(r"\buv\b", final) is None, "uv stays in the throwaway stage"
     assert "USER 1000" in final and 'CMD ["run"]' in final
     assert final.index("COPY --from=environment") < final.index("COPY app/")
 

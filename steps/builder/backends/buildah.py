@@ -16,7 +16,8 @@ What the pod needs (the builder image provides buildah; the rest is pod spec):
 Registry credentials come from the same docker ``config.json`` as everywhere
 (``--authfile``); a registry CA from input ``registry_ca`` (``--cert-dir``);
 plain http for loopback and ``insecure_registries`` (``--tls-verify=false``).
-The template's throwaway stage carries the PyPI CA, as with docker.
+The template's throwaway stage carries the PyPI CA and the builder's uv, as
+with docker (buildah builds for the pod's own platform, which is uv's).
 """
 
 from __future__ import annotations
@@ -32,9 +33,11 @@ from pathlib import Path
 
 from steps.builder.backends.base import BaseIdentity, BuildError, BuildPlan, error_lines, host_platform
 from steps.builder.backends.image import ImageBackend
+from steps.builder.installer import uv_for
 from steps.builder.payload import write_context
-from steps.builder.registry import ImageRef, RegistryError, is_loopback
+from steps.builder.registry import ImageRef, is_loopback
 from steps.builder.registry.auth import config_path
+from steps.builder.registry.push_errors import push_error
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +65,10 @@ class BuildahBackend(ImageBackend):
         env.setdefault("BUILDAH_ISOLATION", "chroot")
         common = self._registry_flags()
         with tempfile.TemporaryDirectory(prefix="fuseml-build-") as folder:
-            context = write_context(Path(folder) / "context", plan.spec, self.settings.pip_ca)
+            uv = uv_for(self.environ, self.settings.installer, same_platform=True)
+            context = write_context(
+                Path(folder) / "context", plan.spec, self.settings.pip_ca, self.settings.installer, uv
+            )
             base_registry = ImageRef.parse(self.settings.base_image).registry
             argv = [
                 BUILDAH,
@@ -134,10 +140,7 @@ class BuildahBackend(ImageBackend):
             return
         reason = " | ".join(error_lines(tail))
         if what == "push":
-            raise RegistryError(
-                f"push of {argv[-2]} was refused: {reason}",
-                "check the registry input, that the registry accepts pushes, and its credentials",
-            )
+            raise push_error(argv[-2], reason, "buildah")
         hint = "see the build log above"
         if "operation not permitted" in reason.lower() or "unshare" in reason.lower():
             hint = "the pod needs root with an unconfined seccomp profile (or CAP_SYS_ADMIN): see steps/builder/README"

@@ -3,7 +3,10 @@
 The SDK drives the classic builder, which has no ``RUN --mount`` secrets: the
 PyPI CA bundle therefore travels in the build context to the template's
 throwaway ``environment`` stage, where pip uses it; the final stage copies only
-the finished virtualenv, so the CA never lands in the pushed image.
+the finished virtualenv, so the CA never lands in the pushed image. The
+builder's own uv binary travels the same way (no download in the build) when
+the image is for the builder's platform; the image is installed with it, or
+with pip where it cannot be (see ``install.sh``), and uv stays behind too.
 
 The daemon decides which registries may be plain http (loopback ones always
 are); other insecure registries must be in the daemon's ``insecure-registries``.
@@ -22,9 +25,11 @@ from typing import Any
 from steps.builder.backends.base import BaseIdentity, BuildError, BuildPlan, error_lines, host_platform
 from steps.builder.backends.docker_probe import DockerProbe
 from steps.builder.backends.image import ImageBackend
+from steps.builder.installer import uv_for
 from steps.builder.payload import write_context
-from steps.builder.registry import ImageRef, RegistryError
+from steps.builder.registry import ImageRef
 from steps.builder.registry.auth import credentials_for, load_config
+from steps.builder.registry.push_errors import push_error
 from steps.builder.settings import BuilderSettings
 
 log = logging.getLogger(__name__)
@@ -55,7 +60,8 @@ class DockerBackend(ImageBackend):
         client = docker.from_env(environment=self.environ, timeout=BUILD_TIMEOUT)
         try:
             with tempfile.TemporaryDirectory(prefix="fuseml-build-") as folder:
-                context = write_context(Path(folder), plan.spec, self.settings.pip_ca)
+                uv = uv_for(self.environ, self.settings.installer, self.identity().platform == host_platform())
+                context = write_context(Path(folder), plan.spec, self.settings.pip_ca, self.settings.installer, uv)
                 log.info("=== Building %s from %s (docker) ===", plan.push_reference, self.settings.base_image)
                 started = time.monotonic()
                 chunks = client.api.build(
@@ -128,10 +134,7 @@ def follow_push(chunks: Iterable[Mapping[str, Any]], reference: str) -> str | No
     for chunk in chunks:
         if "error" in chunk or "errorDetail" in chunk:
             message = str(chunk.get("error") or chunk["errorDetail"].get("message", "")).strip()
-            raise RegistryError(
-                f"push of {reference} was refused: {message}",
-                "check the registry input, that the registry accepts pushes, and its credentials (docker login)",
-            )
+            raise push_error(reference, message, "docker")
         if isinstance(chunk.get("aux"), dict):
             digest = chunk["aux"].get("Digest", digest)
         status, layer = str(chunk.get("status", "")), str(chunk.get("id", ""))

@@ -13,6 +13,8 @@ that died is never reused or deleted where it lies: it is renamed aside first
 (a rename cannot fail half-way, as deleting a tree something still writes into
 does), then deleted. pip and venv die with the builder, even on SIGKILL (the
 kernel's parent-death signal), so nothing keeps writing into a dead build.
+The packages are installed by ``install.sh``, as in an image: uv (the builder's
+own, with its cache in ``~/.cache/uv``) or pip when uv is missing or refuses.
 
 The interpreter is the builder's own Python, or ``base_image`` when that names
 an interpreter (``/usr/bin/python3.11``, ``python3.12``).
@@ -43,7 +45,8 @@ from pathlib import Path
 from common.errors import InputError
 from steps.builder.backends.base import Backend, BaseIdentity, BuildError, BuildPlan, error_lines
 from steps.builder.envspec import python_satisfies
-from steps.builder.payload import copy_app, run_script, write_environment_files
+from steps.builder.installer import uv_for
+from steps.builder.payload import INSTALL_SCRIPT, PROJECT_ROOT, copy_app, run_script, write_environment_files
 
 log = logging.getLogger(__name__)
 
@@ -132,19 +135,15 @@ class VenvBackend(Backend):
         env = dict(self.environ)
         env.pop("PYTHONPATH", None)
         env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-        if self.settings.pip_ca:
-            env["PIP_CERT"] = str(self.settings.pip_ca)
+        # pip compiles bytecode as it installs; uv only when asked. The trainer runs with
+        # PYTHONDONTWRITEBYTECODE in many setups, so an uncompiled venv would compile at every run.
+        env["UV_COMPILE_BYTECODE"] = "1"
+        uv = uv_for(self.environ, self.settings.installer, same_platform=True)
         with tempfile.TemporaryDirectory(prefix="fuseml-venv-") as work:
             files = Path(work)
-            write_environment_files(files, plan.spec, None)
-            if plan.spec.build_dependencies:
-                self._run([python, "-m", "pip", "install", "-r", str(files / "build-requirements.txt")], "pip", env)
-            self._run(
-                [python, "-m", "pip", "install", "-r", str(files / "requirements.txt")]
-                + ["-c", str(files / "constraints.txt")],
-                "pip",
-                env,
-            )
+            write_environment_files(files, plan.spec, self.settings.pip_ca, self.settings.installer)
+            script = [str(PROJECT_ROOT / INSTALL_SCRIPT), python, str(files), str(uv or "")]
+            self._run(["/bin/sh", *script], "install", env)
         app = folder / "fuseml"
         copy_app(app)
         site = subprocess.run(

@@ -1,0 +1,84 @@
+#!/bin/sh
+# Install a codeset's environment into a virtualenv: with uv when it can, else with pip.
+#
+#   install.sh PYTHON FILES [UV]
+#
+# PYTHON is the virtualenv's interpreter; FILES the folder the builder wrote
+# (requirements.txt, constraints.txt, build-requirements.txt, pip-ca.crt, empty
+# when there is no CA, and installer: auto, uv or pip); UV a uv binary, if any.
+# The image template and the venv backend both run this script, so an image and
+# a virtualenv are installed alike, and the first line of output says which
+# installer ran and, for pip, why.
+#
+# uv is made to behave as pip does: every index is searched for the best version
+# (--index-strategy unsafe-best-match; pip has no "first index wins"), pip's
+# index variables are handed over (uv does not read pip.conf), the PyPI CA
+# reaches it as SSL_CERT_FILE (pip's PIP_CERT), and it never downloads a Python.
+# With installer=auto, a uv that is missing, does not run here (another
+# architecture, a musl base) or fails leaves the work to pip, whose error
+# message then is the one reported.
+set -eu
+python=$1
+files=$2
+uv=${3:-}
+mode=$(cat "$files/installer" 2>/dev/null || echo auto)
+ca=""
+if [ -s "$files/pip-ca.crt" ]; then ca=$files/pip-ca.crt; fi
+
+with_pip() {
+    if [ -n "$ca" ]; then export PIP_CERT="$ca"; fi
+    if [ -s "$files/build-requirements.txt" ]; then
+        "$python" -m pip install --upgrade -r "$files/build-requirements.txt"
+    fi
+    "$python" -m pip install -r "$files/requirements.txt" -c "$files/constraints.txt"
+}
+
+with_uv() {
+    if [ -n "$ca" ]; then export SSL_CERT_FILE="$ca"; fi
+    if [ -n "${PIP_INDEX_URL:-}" ]; then export UV_INDEX_URL="$PIP_INDEX_URL"; fi
+    if [ -n "${PIP_EXTRA_INDEX_URL:-}" ]; then export UV_EXTRA_INDEX_URL="$PIP_EXTRA_INDEX_URL"; fi
+    if [ -n "${PIP_FIND_LINKS:-}" ]; then export UV_FIND_LINKS="$PIP_FIND_LINKS"; fi
+    if [ -n "${PIP_TRUSTED_HOST:-}" ]; then export UV_INSECURE_HOST="$PIP_TRUSTED_HOST"; fi
+    export UV_INDEX_STRATEGY=unsafe-best-match UV_PYTHON_DOWNLOADS=never UV_NO_PROGRESS=1
+    if [ -s "$files/build-requirements.txt" ]; then
+        "$uv" pip install --python "$python" --upgrade -r "$files/build-requirements.txt" || return $?
+    fi
+    if [ -s "$files/constraints.txt" ]; then set -- -c "$files/constraints.txt"; else set --; fi
+    "$uv" pip install --python "$python" -r "$files/requirements.txt" "$@"
+}
+
+finish() {
+    # The installer's CPU time (user, system) for the log: what the bench compares.
+    times > "$files/.times"
+    echo "fuseml-installer: $1 done, cpu $(tail -n 1 "$files/.times")"
+}
+
+if [ "$mode" = pip ]; then
+    echo "fuseml-installer: pip (input installer=pip)"
+    with_pip
+    finish pip
+    exit 0
+fi
+why=""
+if [ -z "$uv" ] || [ ! -x "$uv" ]; then
+    why="no uv in the builder's environment"
+elif ! version=$("$uv" --version 2>&1); then
+    why="uv does not run here: $(echo "$version" | head -n 1)"
+fi
+if [ -z "$why" ]; then
+    echo "fuseml-installer: $version"
+    code=0
+    (with_uv) || code=$?
+    if [ "$code" -eq 0 ]; then
+        finish uv
+        exit 0
+    fi
+    why="uv failed (exit $code)"
+fi
+if [ "$mode" = uv ]; then
+    echo "error: input installer=uv, but $why; set installer to auto or pip" >&2
+    exit 1
+fi
+echo "fuseml-installer: pip ($why)"
+with_pip
+finish pip
