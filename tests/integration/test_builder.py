@@ -287,3 +287,12 @@ def test_builder_image_builds_with_buildah(codeset, builder_image, base_image, r
         check=False,
     )
     assert ran.stdout.splitlines() == ["1000", "/opt/venv/bin/run", "installed by uv", "no uv"], ran.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.docker
+def test_run_help_in_the_builder_image_lists_the_inputs(builder_image: str) -> None:
+    done = subprocess.run(["/usr/bin/docker", "run", "--rm", builder_image, "run", "--help"],
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "FUSEML_REGISTRY " in done.stdout and "FUSEML_INSTALLER " in done.stdout
