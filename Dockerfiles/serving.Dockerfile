@@ -13,6 +13,15 @@ ARG BASE_IMAGE=python:3.11-slim
 
 FROM ${BASE_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore
+# kserve pins psutil<6, which has no linux/arm64 wheel: pip compiles it there, so this
+# stage (only; nothing of it reaches the image) gets a C compiler and Python's headers.
+RUN case "$(uname -m)" in \
+      x86_64) ;; \
+      *) apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+         && { python3 -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))' \
+              || apt-get install -y --no-install-recommends python3-dev; } \
+         && rm -rf /var/lib/apt/lists/* ;; \
+    esac
 RUN python3 -m venv /opt/venv
 WORKDIR /src
 # Dependencies first (layer cache): pyproject alone installs the serving extra
