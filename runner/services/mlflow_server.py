@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -60,10 +61,13 @@ class MLflowServer:
         artifact_root: str = DEFAULT_ARTIFACT_ROOT,
         port: int | None = None,
         artifacts: str = "direct",
+        admin_password: str | None = None,
     ) -> None:
         if artifacts not in MLFLOW_ARTIFACT_MODES:
             raise ValueError(f"artifacts={artifacts!r}: use one of {', '.join(MLFLOW_ARTIFACT_MODES)}")
         self.artifacts = artifacts
+        # With a password the server runs MLflow's basic-auth app (user ``admin``), as a guarded server would.
+        self.admin_password = admin_password
         self.data_dir = Path(data_dir)
         self.s3_env = dict(s3_env)
         self.artifact_root = artifact_root
@@ -93,6 +97,7 @@ class MLflowServer:
             "--backend-store-uri",
             f"sqlite:///{self.data_dir / 'mlflow.db'}",
             *self._artifact_args(),
+            *(["--app-name", "basic-auth"] if self.admin_password else []),
             "--host",
             "127.0.0.1",
             "--port",
@@ -108,6 +113,9 @@ class MLflowServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **self.s3_env}
         env.pop("MLFLOW_TRACKING_URI", None)
+        if self.admin_password:
+            env["MLFLOW_AUTH_ADMIN_PASSWORD"] = self.admin_password
+            env.setdefault("MLFLOW_FLASK_SERVER_SECRET_KEY", secrets.token_hex(16))  # the auth app's CSRF key
         log.info(
             "starting MLflow server on %s (store %s, %s artifacts in %s)",
             self.tracking_uri,
