@@ -240,6 +240,8 @@ class _Pipeline:
             for e in step.extensions
             if e.kind not in CLUSTER_EXTENSIONS
         ]
+        if role == "predictor":
+            secrets += self._tracking_secrets_for(step)
         if secrets:
             container["envFrom"] = secrets
         resources = {k: _plain(v) for k, v in step.resources.items() if k in ("requests", "limits") and v}
@@ -274,6 +276,23 @@ class _Pipeline:
         if after:
             task["runAfter"] = after
         return task
+
+    def _tracking_secrets_for(self, predictor: Step) -> list[dict[str, Any]]:
+        """The workflow's tracking Secret, optional, for a predictor that does not list it itself.
+
+        A trainer's output behind the tracking server (``mlflow-artifacts:/`` with a proxying
+        server, or ``models:/`` once registered) is resolved through that server; FuseML's own
+        workflows give the predictor no ``mlflow-tracking`` extension. Optional: an ``s3://``
+        model needs none.
+        """
+        own = {e.name for e in predictor.extensions}
+        names_ = [
+            e.name for s in self.flow.steps for e in s.extensions if e.kind == "mlflow-tracking" and e.name not in own
+        ]
+        return [
+            {"secretRef": {"name": secret_name(name, self.options.secrets), "optional": True}}
+            for name in dict.fromkeys(names_)
+        ]
 
     def _extension_entries(self, step: Step, name: str, text: str) -> list[dict[str, Any]]:
         """``{{ extensions.E.cfg.VAR }}`` as key ``VAR`` of E's Secret: the whole value, or composed in text.

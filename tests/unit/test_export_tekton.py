@@ -155,8 +155,12 @@ def test_extensions_come_from_secrets_and_no_credential_is_written(e2e: list[dic
         {"secretRef": {"name": "fuseml-mlflow-tracking"}},
         {"secretRef": {"name": "fuseml-mlflow-store"}},
     ]
-    # kserve-api is the cluster: the predictor's ServiceAccount, not a Secret.
-    assert run_step(task(pipeline, "predictor"))["envFrom"] == [{"secretRef": {"name": "fuseml-s3-storage"}}]
+    # kserve-api is the cluster: the predictor's ServiceAccount, not a Secret. The tracking Secret is
+    # optional there: a trainer output behind the tracking server (mlflow-artifacts:/, models:/) needs it.
+    assert run_step(task(pipeline, "predictor"))["envFrom"] == [
+        {"secretRef": {"name": "fuseml-s3-storage"}},
+        {"secretRef": {"name": "fuseml-mlflow-tracking", "optional": True}},
+    ]
     for doc in e2e:
         for name in literal_env_names(doc):
             assert not any(word in name.upper() for word in SECRET_NAMES), f"{doc['kind']}: {name} has a literal value"

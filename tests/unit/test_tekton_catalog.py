@@ -173,6 +173,10 @@ def test_credentials_come_from_secrets_only() -> None:
     _, trainer = catalog("trainer")
     refs = [e["secretRef"]["name"] for e in trainer["spec"]["stepTemplate"]["envFrom"]]
     assert refs == ["$(params.mlflow-secret)", "$(params.s3-secret)"]
+    _, predictor = catalog("predictor")
+    from_secrets = predictor["spec"]["stepTemplate"]["envFrom"]
+    assert [e["secretRef"]["name"] for e in from_secrets] == ["$(params.s3-secret)", "$(params.mlflow-secret)"]
+    assert from_secrets[1]["secretRef"]["optional"] is True, "an s3:// model needs no tracking server"
 
 
 def env_values(node: Any, path: str = "") -> list[tuple[str, str, str]]:
