@@ -6,7 +6,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # Narrow a test run: make test file=tests/unit/test_inputs.py
 file ?=
-PYTEST_ARGS ?=
+# The 25 slowest tests are listed after every run: CI's time budget is watched from there.
+PYTEST_ARGS ?= --durations=25
 
 help:
 	@echo "make demo   - run the main job (the end-to-end workflow on this machine)"
