@@ -49,7 +49,10 @@ from runner.export.kfp_components import (
 from runner.export.tekton import (
     CLUSTER_EXTENSIONS,
     DEFAULT_REVISION,
+    clone_task_name,
     codeset_identity,
+    codeset_input,
+    image_from_our_builder,
     secret_name,
 )
 from runner.templates import Reference, RefKind, references, whole_reference
@@ -221,7 +224,7 @@ class _Planner:
 
     def _step_task(self, step: Step, previous: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
         role = image_role(step.image)
-        if role is None and _image_from_our_builder(step, self.flow):
+        if role is None and image_from_our_builder(step, self.flow):
             role = "trainer"
         component = step_component(role) if role in STEPS else _foreign_component(step)
         if step.result_name:
@@ -229,7 +232,7 @@ class _Planner:
         declared = {i["name"] for i in component["inputs"]}
         arguments: dict[str, list[Part]] = {WORKSPACE_INPUT: [{"workspace": True}], CODESET_INPUT: ["."]}
         if step.codeset is not None:
-            arguments[CODESET_INPUT] = [_codeset_input(step)]
+            arguments[CODESET_INPUT] = [codeset_input(step.codeset.name, step)]
         secrets = self._extension_secrets(step)
         env: dict[str, str] = {names.WORKFLOW_NAME: self.flow.name}
         for item in step.value_inputs:
@@ -262,7 +265,7 @@ class _Planner:
         task["namespace_env"] = names.WORKFLOW_NAMESPACE
         task["after"] = [previous] if previous else []
         if step.codeset is not None:
-            task["after"].append(clone_task_name(_codeset_input(step)))
+            task["after"].append(clone_task_name(codeset_input(step.codeset.name, step)))
         task["resources"] = _resources(step)
         if role == "builder":
             task["empty_dirs"] = {"containers": "/var/lib/containers"}
@@ -375,26 +378,3 @@ def _resources(step: Step) -> dict[str, str]:
             else:
                 log.warning("step %s: resource %s is not exported to KFP (cpu and memory are)", step.name, resource)
     return found
-
-
-def clone_task_name(codeset: str) -> str:
-    return f"clone-{codeset}"
-
-
-def _codeset_input(step: Step) -> str:
-    assert step.codeset is not None
-    refs = references(step.codeset.name)
-    if len(refs) != 1 or refs[0].kind is not RefKind.INPUT:
-        raise InputError(
-            f"step {step.name}: codeset {step.codeset.name!r} is not '{{{{ inputs.<codeset> }}}}'",
-            "name the workflow's codeset input",
-        )
-    return refs[0].name
-
-
-def _image_from_our_builder(step: Step, flow: Workflow) -> bool:
-    for ref in references(step.image):
-        producer = flow.step(ref.name) if ref.kind is RefKind.STEP_OUTPUT else None
-        if producer is not None and image_role(producer.image) == "builder":
-            return True
-    return False

@@ -233,7 +233,7 @@ class _Pipeline:
             env += entries(var.name, f"env-{var.name.lower().replace('_', '-')}", var.value)
 
         container: dict[str, Any] = {"name": "run", "image": image, "env": env}
-        if role is not None or _image_from_our_builder(step, self.flow):
+        if role is not None or image_from_our_builder(step, self.flow):
             container["command"] = ["run"]  # docs/contract.md: every step image has `run`
         secrets = [
             {"secretRef": {"name": secret_name(e.name, self.options.secrets)}}
@@ -253,7 +253,7 @@ class _Pipeline:
         task: dict[str, Any] = {"name": step.name, "taskSpec": task_spec}
         codeset = step.codeset
         if codeset is not None:
-            source = _codeset_input(codeset.name, step)
+            source = codeset_input(codeset.name, step)
             container["workingDir"] = f"$(workspaces.{CODESET_WORKSPACE}.path)"
             task_spec["workspaces"] = [{"name": CODESET_WORKSPACE, "mountPath": codeset.path}]
             task["workspaces"] = [{"name": CODESET_WORKSPACE, "workspace": source}]
@@ -400,7 +400,7 @@ def clone_task_name(codeset: str) -> str:
     return f"clone-{codeset}"
 
 
-def _codeset_input(template: str, step: Step) -> str:
+def codeset_input(template: str, step: Step) -> str:
     """The workflow input a step's codeset mount names (``{{ inputs.mlflow-codeset }}``)."""
     refs = references(template)
     if len(refs) != 1 or refs[0].kind is not RefKind.INPUT:
@@ -411,7 +411,7 @@ def _codeset_input(template: str, step: Step) -> str:
     return refs[0].name
 
 
-def _image_from_our_builder(step: Step, flow: Workflow) -> bool:
+def image_from_our_builder(step: Step, flow: Workflow) -> bool:
     """True for the trainer: its image is the output of our builder, whose images run `run`."""
     for ref in references(step.image):
         producer = flow.step(ref.name) if ref.kind is RefKind.STEP_OUTPUT else None
