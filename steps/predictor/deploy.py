@@ -42,7 +42,7 @@ def deploy(environ: Mapping[str, str]) -> str:
     store = open_store(location.artifact_uri, environ)
     info = inspect_model(location.artifact_uri, store)
     choice = choose(info, settings.predictor, own_runtime_only=target.own_runtime_only)
-    placement = place(location, store, settings, isinstance(target, RecordedTarget), environ)
+    placement = place(location, store, info.mlmodel_bytes, settings, isinstance(target, RecordedTarget), environ)
     plan = DeployPlan(settings=settings, info=replace(info, url=placement.url), choice=choice, environ=environ,
                       location=location, preparation=placement.steps)  # fmt: skip
     if settings.dry_run:

@@ -22,7 +22,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from common.artifact_store import ArtifactStore, join_url
+from common.artifact_store import ArtifactStore
 from common.errors import InputError, StorageError
 from common.mlmodel import MLMODEL
 
@@ -68,10 +68,6 @@ def fetch(store: ArtifactStore, artifact_uri: str, destination: Path) -> Path:
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return destination
-
-
-def read_mlmodel(store: ArtifactStore, artifact_uri: str) -> bytes:
-    return store.read(join_url(artifact_uri, MLMODEL))
 
 
 def _publish(partial: Path, destination: Path) -> None:

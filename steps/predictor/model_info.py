@@ -36,6 +36,7 @@ class ModelInfo:
     example_rows: tuple[tuple[Any, ...], ...] = ()
     mlflow_version: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    mlmodel_bytes: bytes = field(default=b"", repr=False)  # MLmodel as read: the cache key (model_cache.content_key)
 
     def has(self, flavor: str) -> bool:
         return flavor in self.flavors
@@ -78,7 +79,8 @@ def inspect_model(url: str, store: ArtifactStore) -> ModelInfo:
             f"model={url}: no MLmodel file there ({len(files)} files found)",
             hint or "give the URL of the folder that directly contains MLmodel (the trainer step's output)",
         )
-    mlmodel = parse_mlmodel(store.read(join_url(url, MLMODEL)).decode("utf-8", "replace"), f"{url}/{MLMODEL}")
+    raw = store.read(join_url(url, MLMODEL))
+    mlmodel = parse_mlmodel(raw.decode("utf-8", "replace"), f"{url}/{MLMODEL}")
     signature = mlmodel.signature()
     example = _example(mlmodel, url, files, store)
     info = ModelInfo(
@@ -89,6 +91,7 @@ def inspect_model(url: str, store: ArtifactStore) -> ModelInfo:
         example_columns=example.columns if example else None,
         example_rows=example.rows if example else (),
         mlflow_version=mlmodel.mlflow_version,
+        mlmodel_bytes=raw,
     )
     log.info("model %s: %s", url, info.summary())
     return info

@@ -41,11 +41,15 @@ class Placement:
 def place(
     location: ModelLocation,
     store: ArtifactStore,
+    mlmodel: bytes,
     settings: Settings,
     on_this_machine: bool,
     environ: Mapping[str, str],
 ) -> Placement:
     """Fetch (``on_this_machine``: local, docker) or stage (kserve) a model the runtime cannot read where it is.
+
+    ``mlmodel`` is the model's MLmodel file, already read by ``inspect_model``: with the location it
+    is the content key, and it is not fetched from the tracking server a second time.
 
     A dry run fetches nothing (it says where the copy would go) but does stage:
     the manifests must name the real copy, and a staged copy is content-addressed,
@@ -53,7 +57,7 @@ def place(
     """
     if not location.through_mlflow:
         return Placement(location.artifact_uri)
-    key = model_cache.content_key(location.artifact_uri, model_cache.read_mlmodel(store, location.artifact_uri))
+    key = model_cache.content_key(location.artifact_uri, mlmodel)
     if on_this_machine:
         path = model_cache.cached_model(settings.state_dir, key)
         if settings.dry_run:
