@@ -33,13 +33,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from runner.cli import cli
 from runner.export.kfp_sdk import kfp_python
 from steps.predictor.targets.docker import container_name, remove_container
-from tests.fixtures.images import our_image
+from tests.fixtures.images import e2e_workflow_with_our_images
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.slow]
 
@@ -127,16 +126,7 @@ def task_output(work: Path, task: str, output: str) -> str:
 @pytest.fixture(scope="module")
 def workflow(docker_client, base_image: str, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
     """examples/workflows/mlflow-e2e.yaml with our freshly built images, as the docker-executor test makes it."""
-    images = {kind: our_image(kind, base_image) for kind in ("builder", "predictor", "serving")}
-    flow = yaml.safe_load((ROOT / "examples" / "workflows" / "mlflow-e2e.yaml").read_text())
-    steps = {step["name"]: step for step in flow["steps"]}
-    steps["builder"]["image"] = images["builder"]
-    steps["builder"]["inputs"].append({"name": "base_image", "value": base_image})
-    steps["predictor"]["image"] = images["predictor"]
-    steps["predictor"]["inputs"].append({"name": "serving_image", "value": images["serving"]})
-    path = tmp_path_factory.mktemp("kfp-workflow") / "mlflow-e2e.yaml"
-    path.write_text(yaml.safe_dump(flow, sort_keys=False))
-    return path
+    return e2e_workflow_with_our_images(base_image, tmp_path_factory.mktemp("kfp-workflow"))
 
 
 def test_the_exported_pipeline_runs_under_kfp_local_to_an_answered_prediction(  # type: ignore[no-untyped-def]

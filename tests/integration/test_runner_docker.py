@@ -23,7 +23,6 @@ from pathlib import Path
 from textwrap import dedent
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from common.storage import open_store
@@ -36,7 +35,7 @@ from runner.staging import resolve_codeset
 from runner.workflow import load_workflow, parse_workflow
 from steps.builder.registry import ImageRef, RegistryClient
 from steps.predictor.targets.docker import container_name, remove_container
-from tests.fixtures.images import OUR_IMAGES, our_image
+from tests.fixtures.images import OUR_IMAGES, e2e_workflow_with_our_images
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
@@ -142,16 +141,7 @@ def e2e_workflow(engine, base_image: str, tmp_path_factory: pytest.TempPathFacto
     reachable) and the predictor's docker target runs our serving image: both
     are step inputs, as a user would set them in the workflow.
     """
-    images = {kind: our_image(kind, base_image) for kind in ("builder", "predictor", "serving")}
-    workflow = yaml.safe_load((ROOT / "examples" / "workflows" / "mlflow-e2e.yaml").read_text())
-    steps = {step["name"]: step for step in workflow["steps"]}
-    steps["builder"]["image"] = images["builder"]
-    steps["builder"]["inputs"].append({"name": "base_image", "value": base_image})
-    steps["predictor"]["image"] = images["predictor"]
-    steps["predictor"]["inputs"].append({"name": "serving_image", "value": images["serving"]})
-    path = tmp_path_factory.mktemp("e2e-workflow") / "mlflow-e2e.yaml"
-    path.write_text(yaml.safe_dump(workflow, sort_keys=False))
-    return path
+    return e2e_workflow_with_our_images(base_image, tmp_path_factory.mktemp("e2e-workflow"))
 
 
 def _logs(run) -> str:  # type: ignore[no-untyped-def]
