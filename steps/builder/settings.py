@@ -15,7 +15,7 @@ from pathlib import Path
 
 from common.errors import InputError
 from common.inputs import Inputs
-from steps.builder.installer import INSTALLERS
+from common.installer import INSTALLERS
 from steps.builder.registry.reference import check_registry, check_repository
 
 log = logging.getLogger(__name__)

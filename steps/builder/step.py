@@ -14,15 +14,15 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from common.build_payload import builder_version
+from common.envspec import load_envspec
+from common.envspec.tag import environment_tag
 from common.errors import StepError
 from steps.builder.backends import choose_backend
 from steps.builder.backends.base import Backend, BuildPlan
 from steps.builder.backends.image import ImageBackend
-from steps.builder.envspec import load_envspec
-from steps.builder.payload import builder_version
 from steps.builder.registry import ImageRef
 from steps.builder.settings import BuilderSettings
-from steps.builder.tag import environment_tag
 
 log = logging.getLogger(__name__)
 

@@ -13,15 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from common.errors import InputError
-from steps.builder.backends import choose_backend, detect, load_backend
-from steps.builder.backends.base import BuildError, BuildPlan, error_lines
-from steps.builder.backends.docker import follow_build, follow_push
-from steps.builder.backends.venv import MARKER, VenvBackend
-from steps.builder.check_python import satisfied
-from steps.builder.envspec import EnvSpec, load_envspec
-from steps.builder.installer import find_uv
-from steps.builder.payload import (
+from common.build_payload import (
     CHECK_PYTHON,
     INSTALL_SCRIPT,
     builder_version,
@@ -32,9 +24,17 @@ from steps.builder.payload import (
     write_context,
     write_environment_files,
 )
+from common.check_python import satisfied
+from common.envspec import EnvSpec, load_envspec
+from common.envspec.tag import environment_tag
+from common.errors import InputError
+from common.installer import find_uv
+from steps.builder.backends import choose_backend, detect, load_backend
+from steps.builder.backends.base import BuildError, BuildPlan, error_lines
+from steps.builder.backends.docker import follow_build, follow_push
+from steps.builder.backends.venv import MARKER, VenvBackend
 from steps.builder.registry import RegistryError
 from steps.builder.settings import BuilderSettings
-from steps.builder.tag import environment_tag
 
 ROOT = Path(__file__).resolve().parents[2]
 WINE = ROOT / "examples" / "codesets" / "wine"
@@ -409,7 +409,7 @@ import sys
 from pathlib import Path
 from steps.builder.backends.base import BuildPlan
 from steps.builder.backends.venv import VenvBackend
-from steps.builder.envspec import load_envspec
+from common.envspec import load_envspec
 from steps.builder.settings import BuilderSettings
 
 cache, wine, pid_file = map(Path, sys.argv[1:])

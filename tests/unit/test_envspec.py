@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from common.errors import CodesetError
-from steps.builder.envspec import (
+from common.envspec import (
     TRAINER_REQUIREMENTS,
     find_environment_file,
     load_envspec,
     normalise_python,
     python_satisfies,
 )
-from steps.builder.envspec.conda import split_conda_spec
+from common.envspec.conda import split_conda_spec
+from common.errors import CodesetError
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common.envspec import EnvSpec
 from common.errors import ExecutionError
-from steps.builder.envspec import EnvSpec
 from steps.builder.settings import BuilderSettings
 
 

@@ -31,10 +31,10 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from common.build_payload import write_context
+from common.installer import uv_for
 from steps.builder.backends.base import BaseIdentity, BuildError, BuildPlan, error_lines, host_platform
 from steps.builder.backends.image import ImageBackend
-from steps.builder.installer import uv_for
-from steps.builder.payload import write_context
 from steps.builder.registry import ImageRef, is_loopback
 from steps.builder.registry.auth import config_path
 from steps.builder.registry.push_errors import push_error

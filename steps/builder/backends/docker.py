@@ -22,11 +22,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from common.build_payload import write_context
+from common.installer import uv_for
 from steps.builder.backends.base import BaseIdentity, BuildError, BuildPlan, error_lines, host_platform
 from steps.builder.backends.docker_probe import DockerProbe
 from steps.builder.backends.image import ImageBackend
-from steps.builder.installer import uv_for
-from steps.builder.payload import write_context
 from steps.builder.registry import ImageRef
 from steps.builder.registry.auth import credentials_for, load_config
 from steps.builder.registry.push_errors import push_error

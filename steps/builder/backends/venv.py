@@ -42,11 +42,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from common.build_payload import INSTALL_SCRIPT, PROJECT_ROOT, copy_app, run_script, write_environment_files
+from common.envspec import python_satisfies
 from common.errors import InputError
+from common.installer import uv_for
 from steps.builder.backends.base import Backend, BaseIdentity, BuildError, BuildPlan, error_lines
-from steps.builder.envspec import python_satisfies
-from steps.builder.installer import uv_for
-from steps.builder.payload import INSTALL_SCRIPT, PROJECT_ROOT, copy_app, run_script, write_environment_files
 
 log = logging.getLogger(__name__)
 

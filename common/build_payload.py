@@ -22,14 +22,14 @@ import shutil
 from modulefinder import ModuleFinder
 from pathlib import Path
 
-from steps.builder import __version__
-from steps.builder.envspec import EnvSpec
+from common import __version__
+from common.envspec import EnvSpec
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # Inside the project root (this checkout, or /opt/fuseml in the builder image).
 TEMPLATE = "Dockerfiles/trainer.Dockerfile"
-CHECK_PYTHON = "steps/builder/check_python.py"
-INSTALL_SCRIPT = "steps/builder/install.sh"
+CHECK_PYTHON = "common/check_python.py"
+INSTALL_SCRIPT = "common/install.sh"
 TRAINER_PACKAGE = "steps/trainer"
 TRAINER_MODULE = "steps.trainer"
 # Inside the build context and the image.

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from steps.builder.envspec import EnvSpec
+from common.envspec import EnvSpec
 
 TAG_LENGTH = 16
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from steps.builder.envspec.requirements import read_requirements
-from steps.builder.envspec.spec import EnvSpec
+from common.envspec.requirements import read_requirements
+from common.envspec.spec import EnvSpec
 
 
 def load_requirements_txt(path: Path, root: Path) -> EnvSpec:

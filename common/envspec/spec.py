@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, replace
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
+from common.envspec.requirements import requirement_name
 from common.errors import CodesetError
-from steps.builder.envspec.requirements import requirement_name
 
 _PYTHON_VERSION = re.compile(r"^\d+(\.\d+){0,2}$")
 

@@ -13,8 +13,8 @@ import logging
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from steps.builder.envspec.requirements import requirement_name
-from steps.builder.envspec.spec import EnvSpec
+from common.envspec.requirements import requirement_name
+from common.envspec.spec import EnvSpec
 
 log = logging.getLogger(__name__)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from common.envspec.requirements import normalise_requirement, parse_requirement_lines
+from common.envspec.spec import EnvSpec, normalise_python
+from common.envspec.yaml_file import kind_of, load_yaml, string_list
 from common.errors import CodesetError
-from steps.builder.envspec.requirements import normalise_requirement, parse_requirement_lines
-from steps.builder.envspec.spec import EnvSpec, normalise_python
-from steps.builder.envspec.yaml_file import kind_of, load_yaml, string_list
 
 
 def load_python_env(path: Path, root: Path) -> EnvSpec:

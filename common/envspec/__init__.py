@@ -19,13 +19,13 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from common.envspec.conda import load_conda
+from common.envspec.python_env import load_python_env
+from common.envspec.requirements_txt import load_requirements_txt
+from common.envspec.spec import EnvSpec, normalise_python, python_satisfies
+from common.envspec.trainer_requirements import TRAINER_REQUIREMENTS, with_trainer_requirements
+from common.envspec.yaml_file import kind_of, load_yaml
 from common.errors import CodesetError
-from steps.builder.envspec.conda import load_conda
-from steps.builder.envspec.python_env import load_python_env
-from steps.builder.envspec.requirements_txt import load_requirements_txt
-from steps.builder.envspec.spec import EnvSpec, normalise_python, python_satisfies
-from steps.builder.envspec.trainer_requirements import TRAINER_REQUIREMENTS, with_trainer_requirements
-from steps.builder.envspec.yaml_file import kind_of, load_yaml
 
 __all__ = [
     "ENVIRONMENT_FILES",

@@ -25,10 +25,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from common.envspec.requirements import normalise_requirement, parse_requirement_lines
+from common.envspec.spec import EnvSpec, normalise_python
+from common.envspec.yaml_file import kind_of, load_yaml, string_list
 from common.errors import CodesetError
-from steps.builder.envspec.requirements import normalise_requirement, parse_requirement_lines
-from steps.builder.envspec.spec import EnvSpec, normalise_python
-from steps.builder.envspec.yaml_file import kind_of, load_yaml, string_list
 
 # Conda packages with no PyPI project of that name, and what to use instead.
 CONDA_ONLY: dict[str, str] = {
