@@ -21,6 +21,10 @@ parts, from the command line to a request's answer:
 - ``model``: the ``kserve.Model`` that decodes, predicts and encodes.
 - ``payload``: V2 request -> numpy/pandas, with 400s that say what is wrong
   (V2 datatypes from ``common.v2_types``).
+- ``tensor_payload``: the same for tensor signatures (ONNX, Keras, custom pyfunc): named
+  tensors typed as the signature says, and outputs named and typed by its output signature.
 
-Nothing heavy is imported here: ``serving`` starts fast.
+Nothing heavy is imported here: ``serving`` starts fast. The runtime's own requirements are
+``serving/requirements.txt`` and nothing else: scikit-learn and skops are imported only when a
+scikit-learn model loads, so the runtime runs in any model's own environment.
 """
