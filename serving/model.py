@@ -23,6 +23,7 @@ from kserve.utils.numpy_codec import from_np_dtype
 from common.mlmodel import Column
 from serving.loader import LoadedModel, load_model
 from serving.payload import Batch, PayloadDecoder
+from serving.tensor_payload import TensorBatch, TensorDecoder, typed_outputs
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +38,21 @@ class MlflowModel(Model):
         self.model_dir = model_dir
         self.environ = dict(environ or {})
         self.loaded: LoadedModel | None = None
-        self.decoder = PayloadDecoder()
+        self.decoder: PayloadDecoder | TensorDecoder = PayloadDecoder()
         self._order: tuple[str, ...] = ()
+        self._outputs: tuple[Column, ...] = ()
 
     def load(self) -> bool:
         self.loaded = load_model(self.model_dir, self.environ)
         signature = self.loaded.signature
         columns = signature.columns if signature else ()
         self.decoder = PayloadDecoder(columns, n_features=self.loaded.n_features)
+        if signature and signature.inputs and not columns and not self.loaded.direct:
+            # Tensor inputs (ONNX, Keras, PyTorch, custom pyfunc): named tensors, typed as the signature says.
+            # scikit-learn models keep the 2-D decoder, whose arrays the direct paths take as sent.
+            self.decoder = TensorDecoder(signature.inputs)
         self._order = tuple(c.name for c in columns)
+        self._outputs = signature.outputs if signature else ()
         self.ready = True
         return self.ready
 
@@ -69,16 +76,13 @@ class MlflowModel(Model):
     def get_input_types(self) -> list[dict[str, Any]]:
         """One entry per signature input: per-column tensors ``[-1]`` (a 2-D tensor is accepted too)."""
         signature = self.loaded.signature if self.loaded else None
-        return [_metadata(spec) for spec in signature.inputs] if signature else []
+        return [_metadata(spec, i, "input") for i, spec in enumerate(signature.inputs)] if signature else []
 
     def get_output_types(self) -> list[dict[str, Any]]:
         signature = self.loaded.signature if self.loaded else None
         if not signature:
             return []
-        outputs = signature.outputs
-        if len(outputs) == 1 and outputs[0].is_tensor:
-            return [{**_metadata(outputs[0]), "name": OUTPUT_NAME}]
-        return [_metadata(spec) for spec in outputs]
+        return [_metadata(spec, i, "output") for i, spec in enumerate(signature.outputs)]
 
     # -- inference --------------------------------------------------------------
 
@@ -89,7 +93,7 @@ class MlflowModel(Model):
             raise InferenceError("the model is not loaded")
         batch = self.decoder.decode(payload)
         predictions = self._predict(batch)
-        outputs = encode_outputs(predictions, batch.rows, raw=bool(payload.from_grpc))
+        outputs = encode_outputs(predictions, batch.rows, raw=bool(payload.from_grpc), specs=self._outputs)
         return InferResponse(
             response_id=payload.id or uuid.uuid4().hex,
             model_name=self.name,
@@ -111,15 +115,17 @@ class MlflowModel(Model):
         return {
             "model_name": self.name,
             "id": request.id or uuid.uuid4().hex,
-            "outputs": rest_outputs(self._predict(batch), batch.rows),
+            "outputs": rest_outputs(self._predict(batch), batch.rows, self._outputs),
         }
 
-    def _predict(self, batch: Batch) -> Any:
+    def _predict(self, batch: Batch | TensorBatch) -> Any:
         loaded = self.loaded
         assert loaded is not None
         predict = loaded.predict
-        if loaded.direct and not batch.frame:
-            data: Any = batch.as_matrix(self._order)
+        if isinstance(batch, TensorBatch):
+            data: Any = batch.model_input()
+        elif loaded.direct and not batch.frame:
+            data = batch.as_matrix(self._order)
             predict = loaded.predict_array or predict
         elif loaded.direct or self._order or batch.frame or batch.columns is not None:
             data = batch.as_frame(self._order)  # pyfunc enforces a column signature on a DataFrame
@@ -136,13 +142,15 @@ class MlflowModel(Model):
             raise InferenceError(f"prediction failed: {type(e).__name__}: {e}") from e
 
 
-def _metadata(spec: Column) -> dict[str, Any]:
+def _metadata(spec: Column, index: int, side: str) -> dict[str, Any]:
+    """One V2 metadata entry; an unnamed tensor is listed as the name it travels under (``input-0``, ``output-0``)."""
     if not spec.is_tensor:
         return {"name": spec.name, "datatype": spec.datatype, "shape": [-1]}
-    return {"name": spec.name or OUTPUT_NAME, "datatype": spec.datatype, "shape": list(spec.shape or ())}
+    name = spec.name or f"{side}-{index}"
+    return {"name": name, "datatype": spec.datatype, "shape": list(spec.shape or ())}
 
 
-def encode_outputs(predictions: Any, rows: int, raw: bool = False) -> list[InferOutput]:
+def encode_outputs(predictions: Any, rows: int, raw: bool = False, specs: tuple[Column, ...] = ()) -> list[InferOutput]:
     """V2 outputs for what a model returned: arrays, lists, Series, DataFrames or dicts of arrays.
 
     With ``raw`` (gRPC) the data is binary (``raw_output_contents``, as Triton
@@ -150,7 +158,7 @@ def encode_outputs(predictions: Any, rows: int, raw: bool = False) -> list[Infer
     element as ``data`` (it tests the array's truth value).
     """
     outputs = []
-    for name, array, datatype in output_arrays(predictions, rows):
+    for name, array, datatype in output_arrays(predictions, rows, specs):
         if raw:
             output = InferOutput(name=name, shape=list(array.shape), datatype=datatype)
             output.set_data_from_numpy(array, binary_data=True)
@@ -160,7 +168,7 @@ def encode_outputs(predictions: Any, rows: int, raw: bool = False) -> list[Infer
     return outputs
 
 
-def rest_outputs(predictions: Any, rows: int) -> list[dict[str, Any]]:
+def rest_outputs(predictions: Any, rows: int, specs: tuple[Column, ...] = ()) -> list[dict[str, Any]]:
     """The same outputs as JSON-ready dicts (numeric data stays numpy, for orjson's numpy support)."""
     return [
         {
@@ -169,12 +177,12 @@ def rest_outputs(predictions: Any, rows: int) -> list[dict[str, Any]]:
             "datatype": datatype,
             "data": array.ravel().tolist() if datatype == "BYTES" else np.ascontiguousarray(array).ravel(),
         }
-        for name, array, datatype in output_arrays(predictions, rows)
+        for name, array, datatype in output_arrays(predictions, rows, specs)
     ]
 
 
-def output_arrays(predictions: Any, rows: int) -> list[tuple[str, np.ndarray, str]]:
-    """(name, array, V2 datatype) per output; one ``output-0`` for plain arrays."""
+def output_arrays(predictions: Any, rows: int, specs: tuple[Column, ...] = ()) -> list[tuple[str, np.ndarray, str]]:
+    """(name, array, V2 datatype) per output; one ``output-0`` for plain arrays, unless a tensor signature names it."""
     if hasattr(predictions, "columns") and hasattr(predictions, "to_numpy"):  # DataFrame
         named = [(str(name), predictions[name].to_numpy()) for name in predictions.columns]
     elif isinstance(predictions, Mapping):
@@ -188,7 +196,7 @@ def output_arrays(predictions: Any, rows: int) -> list[tuple[str, np.ndarray, st
         if array.shape[0] != rows:
             log.debug("the model returned %s values for %s rows", array.shape[0], rows)
         named = [(OUTPUT_NAME, array)]
-    return [(name, *_typed(array)) for name, array in named]
+    return [(name, *_typed(array)) for name, array in typed_outputs(specs, named)]
 
 
 def _typed(array: np.ndarray) -> tuple[np.ndarray, str]:

@@ -129,7 +129,7 @@ class PayloadDecoder:
         return tensor.name in self.by_name and (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1))
 
     def _tensor(self, tensor: InferInput) -> Batch:
-        shape = _shape(tensor)
+        shape = tensor_shape(tensor)
         width = self.n_features
         if len(shape) == 1 and width and width > 1 and shape[0] == width:
             shape = [1, width]  # one row sent as a flat vector of the model's features
@@ -174,7 +174,7 @@ class PayloadDecoder:
         columns: dict[str, np.ndarray] = {}
         rows: int | None = None
         for tensor in inputs:
-            shape = _shape(tensor)
+            shape = tensor_shape(tensor)
             if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
                 raise InvalidInput(
                     f"input '{tensor.name}' has shape {list(tensor.shape)}; a column must be [rows] or [rows, 1]"
@@ -210,7 +210,8 @@ def _content_type(request: InferRequest) -> str | None:
     return value if isinstance(value, str) else getattr(value, "string_param", None)
 
 
-def _shape(tensor: InferInput) -> list[int]:
+def tensor_shape(tensor: InferInput) -> list[int]:
+    """The tensor's sizes; a client's malformed shape is InvalidInput, never a crash deeper down."""
     shape = tensor.shape
     if not isinstance(shape, (list, tuple)) or not all(isinstance(d, int) and d >= 0 for d in shape):
         raise InvalidInput(f"input '{tensor.name}' has an invalid shape {shape!r}; use a list of non-negative sizes")
