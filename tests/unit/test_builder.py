@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from common import venv_build
 from common.build_payload import (
     CHECK_PYTHON,
     INSTALL_SCRIPT,
@@ -29,6 +30,7 @@ from common.envspec import EnvSpec, load_envspec
 from common.envspec.tag import environment_tag
 from common.errors import InputError
 from common.installer import find_uv
+from common.venv_build import VenvJob
 from steps.builder.backends import choose_backend, detect, load_backend
 from steps.builder.backends.base import BuildError, BuildPlan, error_lines
 from steps.builder.backends.docker import follow_build, follow_push
@@ -137,14 +139,14 @@ def test_the_tag_hashes_what_goes_into_the_image_and_nothing_else(tmp_path: Path
     spec = load_envspec(WINE)
 
     def tag() -> str:
-        return environment_tag(spec, "sha256:abc", builder_version(root), "linux/amd64")
+        return environment_tag(spec, "sha256:abc", builder_version(root=root), "linux/amd64")
 
     def edit(name: str, line: str = "# edited") -> None:
         with open(root / name, "a") as f:
             f.write(f"\n{line}\n")
 
     first = tag()
-    assert builder_version(root) == builder_version(), "the same files hash the same wherever they are"
+    assert builder_version(root=root) == builder_version(), "the same files hash the same wherever they are"
     edit("steps/builder/registry/client.py")
     edit("steps/builder/step.py")
     (root / "common" / "unused_by_the_trainer.py").write_text("VALUE = 1\n")
@@ -156,9 +158,9 @@ def test_the_tag_hashes_what_goes_into_the_image_and_nothing_else(tmp_path: Path
         assert tag() not in seen, f"an edit of {name} must change the tag"
         seen.add(tag())
 
-    assert "app/common/unused_by_the_trainer.py" not in payload(root)
+    assert "app/common/unused_by_the_trainer.py" not in payload("trainer", root)
     edit("steps/trainer/launch.py", "import common.unused_by_the_trainer")
-    assert "app/common/unused_by_the_trainer.py" in payload(root), "a module the trainer starts importing is copied"
+    assert "app/common/unused_by_the_trainer.py" in payload("trainer", root), "a newly imported module is copied"
     before = tag()
     edit("common/unused_by_the_trainer.py")
     assert tag() != before
@@ -335,13 +337,13 @@ def test_venv_backend_builds_once_under_concurrency(tmp_path: Path, monkeypatch:
     plan = BuildPlan(spec=load_envspec(WINE), tag="t1", settings=settings, codeset=WINE)
     builds: list[int] = []
 
-    def fake_create(self: VenvBackend, plan: BuildPlan, folder: Path) -> None:
+    def fake_create(job: VenvJob) -> None:
         builds.append(1)
         time.sleep(0.3)
-        (folder / "bin").mkdir(parents=True)
-        (folder / "bin" / "run").write_text("#!/bin/sh\n")
+        (job.folder / "bin").mkdir(parents=True)
+        (job.folder / "bin" / "run").write_text("#!/bin/sh\n")
 
-    monkeypatch.setattr(VenvBackend, "_create", fake_create)
+    monkeypatch.setattr(venv_build, "create_venv", fake_create)
     results: list[str] = []
     threads = [threading.Thread(target=lambda: results.append(VenvBackend({}, settings).build(plan))) for _ in range(3)]
     for thread in threads:
@@ -409,17 +411,18 @@ import sys
 from pathlib import Path
 from steps.builder.backends.base import BuildPlan
 from steps.builder.backends.venv import VenvBackend
+from common import venv_build
 from common.envspec import load_envspec
 from steps.builder.settings import BuilderSettings
 
 cache, wine, pid_file = map(Path, sys.argv[1:])
 writer = 'echo $$ > "$0.tmp" && mv "$0.tmp" "$0"; i=0; while :; do i=$((i+1)); mkdir -p "$1/lib/d$i"; done'
 
-def slow_pip(self, plan, folder):
-    (folder / "lib").mkdir(parents=True)
-    self._run(["sh", "-c", writer, str(pid_file), str(folder)], "pip")
+def slow_pip(job):
+    (job.folder / "lib").mkdir(parents=True)
+    venv_build.run_logged(["sh", "-c", writer, str(pid_file), str(job.folder)], "pip", job)
 
-VenvBackend._create = slow_pip
+venv_build.create_venv = slow_pip
 settings = BuilderSettings.from_environ({"FUSEML_CACHE_DIR": str(cache), "FUSEML_BACKEND": "venv"})
 VenvBackend({}, settings).build(BuildPlan(spec=load_envspec(wine), tag="t1", settings=settings, codeset=wine))
 """
@@ -444,11 +447,11 @@ def test_a_killed_builder_takes_pip_with_it_and_the_next_build_starts_afresh(
     pip = int(pip_pid.read_text())
     assert wait_until(lambda: start_time(pip) is None, timeout=30, interval=0.05), "pip outlived the killed builder"
 
-    def fake_create(self: VenvBackend, plan: BuildPlan, folder: Path) -> None:
-        (folder / "bin").mkdir(parents=True)
-        (folder / "bin" / "run").write_text("#!/bin/sh\n")
+    def fake_create(job: VenvJob) -> None:
+        (job.folder / "bin").mkdir(parents=True)
+        (job.folder / "bin" / "run").write_text("#!/bin/sh\n")
 
-    monkeypatch.setattr(VenvBackend, "_create", fake_create)
+    monkeypatch.setattr(venv_build, "create_venv", fake_create)
     settings = BuilderSettings.from_environ({"FUSEML_CACHE_DIR": str(tmp_path / "cache"), "FUSEML_BACKEND": "venv"})
     plan = BuildPlan(spec=load_envspec(WINE), tag="t1", settings=settings, codeset=WINE)
     assert VenvBackend({}, settings).build(plan) == f"venv://{tmp_path / 'cache' / 't1'}"

@@ -157,6 +157,9 @@ def test_steps_and_runtime_do_not_import_test_scaffolding() -> None:
 
 
 def test_every_common_module_is_shared() -> None:
+    """A module is used by whoever imports it, directly or not. A script that runs inside builds and is
+    imported by nobody (``common/check_python.py``) is used by whoever uses the build payload that
+    names it: a ``common/*.py`` path written in ``common/build_payload.py`` counts as that module."""
     graph = import_graph()
     users: dict[str, set[str]] = {m: set() for m in graph if m.startswith("common.")}
     for module, edges in graph.items():
@@ -166,8 +169,24 @@ def test_every_common_module_is_shared() -> None:
         for target in reachable(graph, edges):
             if target in users:
                 users[target].add(consumer)
+    for carried in payload_modules():
+        users[carried] |= users[PAYLOAD]
     lonely = {m: sorted(u) for m, u in users.items() if len(u) < 2}
     assert lonely == {}, "common/ modules used by fewer than two of the steps, runtime and runner"
+
+
+PAYLOAD = "common.build_payload"
+
+
+def payload_modules() -> set[str]:
+    """The ``common/`` modules ``common/build_payload.py`` names as files (scripts it puts into builds)."""
+    tree = ast.parse((ROOT / "common" / "build_payload.py").read_text())
+    paths = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    return {module_name(ROOT / p) for p in paths if re.fullmatch(r"common/\w+\.py", p) and (ROOT / p).is_file()}
+
+
+def test_payload_modules_are_the_scripts_the_payload_names() -> None:
+    assert payload_modules() == {"common.check_python"}
 
 
 def reachable(graph: dict[str, set[str]], start: set[str]) -> set[str]:

@@ -8,23 +8,19 @@ act on it.
 
 from __future__ import annotations
 
-import platform
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common.build_log import BuildError, error_lines
+from common.build_payload import TRAINER
+from common.docker_build import host_platform
 from common.envspec import EnvSpec
-from common.errors import ExecutionError
 from steps.builder.settings import BuilderSettings
 
-
-class BuildError(ExecutionError):
-    """A build or push failed; ``build_log`` keeps the tail of what the tool printed."""
-
-    def __init__(self, message: str, hint: str | None = None, build_log: Iterable[str] = ()) -> None:
-        super().__init__(message, hint)
-        self.build_log = list(build_log)
+# Shared with common/ (serving environments); imported from here by the backends.
+__all__ = ["Backend", "BaseIdentity", "BuildError", "BuildPlan", "error_lines", "host_platform"]
 
 
 @dataclass(frozen=True)
@@ -43,13 +39,18 @@ class BaseIdentity:
 
 @dataclass(frozen=True)
 class BuildPlan:
-    """One build: the environment, its tag, where it goes and the labels to stamp on it."""
+    """One build: the environment, its tag, where it goes and the labels to stamp on it.
+
+    ``kind`` is what the environment runs (``common.build_payload.KINDS``): the trainer, or
+    the serving runtime for a model's serving environment.
+    """
 
     spec: EnvSpec
     tag: str
     settings: BuilderSettings
     codeset: Path
     labels: Mapping[str, str] = field(default_factory=dict)
+    kind: str = TRAINER
 
     @property
     def push_reference(self) -> str:
@@ -80,19 +81,3 @@ class Backend(ABC):
     @abstractmethod
     def build(self, plan: BuildPlan) -> str:
         """Build (and publish) the environment; returns the step result."""
-
-
-def error_lines(lines: Iterable[str], limit: int = 15) -> list[str]:
-    """The lines of a build log that explain a failure: pip's ERROR lines, else the tail."""
-    lines = [line.rstrip() for line in lines if line.strip()]
-    errors = [line for line in lines if line.lstrip().lower().startswith(("error:", "error ", "fuseml-check:"))]
-    return errors[-limit:] if errors else lines[-limit:]
-
-
-_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}
-
-
-def host_platform() -> str:
-    """``linux/amd64``: the platform images built on this machine are for."""
-    machine = platform.machine().lower()
-    return f"linux/{_ARCH.get(machine, machine)}"

@@ -67,7 +67,7 @@ class BuildahBackend(ImageBackend):
         with tempfile.TemporaryDirectory(prefix="fuseml-build-") as folder:
             uv = uv_for(self.environ, self.settings.installer, same_platform=True)
             context = write_context(
-                Path(folder) / "context", plan.spec, self.settings.pip_ca, self.settings.installer, uv
+                Path(folder) / "context", plan.spec, self.settings.pip_ca, self.settings.installer, uv, plan.kind
             )
             base_registry = ImageRef.parse(self.settings.base_image).registry
             argv = [

@@ -17,14 +17,14 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections import deque
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from common.build_payload import write_context
+from common.docker_build import follow_build
 from common.installer import uv_for
-from steps.builder.backends.base import BaseIdentity, BuildError, BuildPlan, error_lines, host_platform
+from steps.builder.backends.base import BaseIdentity, BuildError, BuildPlan, host_platform
 from steps.builder.backends.docker_probe import DockerProbe
 from steps.builder.backends.image import ImageBackend
 from steps.builder.registry import ImageRef
@@ -61,7 +61,9 @@ class DockerBackend(ImageBackend):
         try:
             with tempfile.TemporaryDirectory(prefix="fuseml-build-") as folder:
                 uv = uv_for(self.environ, self.settings.installer, self.identity().platform == host_platform())
-                context = write_context(Path(folder), plan.spec, self.settings.pip_ca, self.settings.installer, uv)
+                context = write_context(
+                    Path(folder), plan.spec, self.settings.pip_ca, self.settings.installer, uv, plan.kind
+                )
                 log.info("=== Building %s from %s (docker) ===", plan.push_reference, self.settings.base_image)
                 started = time.monotonic()
                 chunks = client.api.build(
@@ -96,35 +98,6 @@ class DockerBackend(ImageBackend):
         chunks = client.api.push(repository, tag=ref.tag, stream=True, decode=True, auth_config=auth)
         digest = follow_push(chunks, reference)
         log.info("pushed %s (%s) in %.0fs", reference, digest or "digest unknown", time.monotonic() - started)
-
-
-def follow_build(chunks: Iterable[Mapping[str, Any]]) -> str | None:
-    """Log the build output as it comes; raise BuildError on an error chunk. Returns the image id."""
-    tail: deque[str] = deque(maxlen=200)
-    image_id = None
-    partial = ""
-    for chunk in chunks:
-        if "stream" in chunk:
-            text = partial + str(chunk["stream"])
-            *lines, partial = text.split("\n")
-            for line in lines:
-                if line.strip():
-                    tail.append(line)
-                    log.info("build: %s", line.rstrip())
-        elif "status" in chunk:
-            log.info("build: %s %s", chunk.get("id", ""), chunk["status"])
-        if "aux" in chunk and isinstance(chunk["aux"], dict):
-            image_id = chunk["aux"].get("ID", image_id)
-        if "error" in chunk or "errorDetail" in chunk:
-            message = str(chunk.get("error") or chunk["errorDetail"].get("message", "")).strip()
-            if partial.strip():
-                tail.append(partial)
-            raise BuildError(
-                "image build failed: " + " | ".join([*error_lines(tail), message]),
-                "see the build log above",
-                build_log=tail,
-            )
-    return image_id
 
 
 def follow_push(chunks: Iterable[Mapping[str, Any]], reference: str) -> str | None:
