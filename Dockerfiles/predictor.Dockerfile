@@ -43,6 +43,10 @@ COPY --from=build /opt/venv /opt/venv
 COPY common/ /app/common/
 COPY steps/__init__.py /app/steps/__init__.py
 COPY steps/predictor/ /app/steps/predictor/
+# Data, not code: what a model's serving environment is built from (common/build_payload.py),
+# kept under payload/, off the import path (the predictor never imports the serving stack).
+COPY serving/ /app/payload/serving/
+COPY Dockerfiles/serving-env.Dockerfile /app/Dockerfiles/serving-env.Dockerfile
 WORKDIR /app
 USER 1000:1000
 CMD ["run"]
