@@ -1,4 +1,4 @@
-"""Run every benchmark part, or those named: ``python -m bench [builder serving e2e]``.
+"""Run every benchmark part, or those named: ``python -m bench [builder e2e serving trainer]``.
 
 Each part is a module ``bench/<part>.py`` with ``main() -> None`` that prints
 its figures and ratios. A part that fails is reported and the others still run.

@@ -24,8 +24,9 @@ clients on both sides: ``requests`` sessions and a gRPC channel with KServe's
 stubs, ``CONNECTIONS`` threads each), as ratios.
 
 Tunables (env): BENCH_SERVING_ROUNDS (4), BENCH_SERVING_DURATION (5 s),
-BENCH_SERVING_CONNECTIONS (4), BENCH_SERVING_COLD (3 starts each),
-BENCH_SERVING_MODELS (``linear,random_forest,hist_gradient_boosting``),
+BENCH_SERVING_CONNECTIONS (4), BENCH_SERVING_COLD (5 starts each; the target is a median of 5),
+BENCH_SERVING_MODELS (``linear,random_forest,hist_gradient_boosting,scaled_forest``; the last a
+Pipeline of StandardScaler and the random forest),
 BENCH_SERVING_BATCH_ROWS (1000).
 """
 
@@ -60,8 +61,8 @@ START_TIMEOUT = 120.0
 ROUNDS = int(os.environ.get("BENCH_SERVING_ROUNDS", "4"))
 DURATION = int(os.environ.get("BENCH_SERVING_DURATION", "5"))
 CONNECTIONS = int(os.environ.get("BENCH_SERVING_CONNECTIONS", "4"))
-COLD_STARTS = int(os.environ.get("BENCH_SERVING_COLD", "3"))
-MODELS = os.environ.get("BENCH_SERVING_MODELS", "linear,random_forest,hist_gradient_boosting").split(",")
+COLD_STARTS = int(os.environ.get("BENCH_SERVING_COLD", "5"))
+MODELS = os.environ.get("BENCH_SERVING_MODELS", "linear,random_forest,hist_gradient_boosting,scaled_forest").split(",")
 BATCH_ROWS = int(os.environ.get("BENCH_SERVING_BATCH_ROWS", "1000"))
 
 
@@ -284,13 +285,43 @@ def drive_threads(client: Callable[[], Callable[[], bool]]) -> Load:
 
 
 def save_model(folder: Path, kind: str) -> tuple[Path, list[list[float]], list[str]]:
-    """The wine model of ``kind`` (``linear`` or one of the fixtures' ``TREE_MODELS``), saved under ``folder``."""
+    """The wine model of ``kind`` (``linear``, ``scaled_forest``, a fixtures' ``TREE_MODELS``) in ``folder``."""
     sys.path.insert(0, str(ROOT))
     from tests.fixtures.models import WINE_FEATURES, save_tree_model, save_wine_model, wine_feature_rows
 
     path = folder / kind
-    model_dir = save_wine_model(path) if kind == "linear" else save_tree_model(path, kind)
+    if kind == "linear":
+        model_dir = save_wine_model(path)
+    elif kind == "scaled_forest":
+        model_dir = save_scaled_forest(path)
+    else:
+        model_dir = save_tree_model(path, kind)
     return model_dir, wine_feature_rows(BATCH_ROWS), WINE_FEATURES
+
+
+def save_scaled_forest(path: Path) -> Path:
+    """A Pipeline with a preprocessing step: StandardScaler, then the fixtures' random forest; saved with skops."""
+    import mlflow.sklearn
+    import skops.io
+    from mlflow.models import infer_signature
+    from sklearn.base import clone
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from tests.fixtures.models import WINE_TARGET, load_wine_data, train_tree_model
+
+    forest, train_x = train_tree_model("random_forest")
+    quality = load_wine_data().loc[train_x.index, WINE_TARGET]
+    model = make_pipeline(StandardScaler(), clone(forest)).fit(train_x, quality)
+    trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    mlflow.sklearn.save_model(
+        model,
+        str(path),
+        signature=infer_signature(train_x, model.predict(train_x)),
+        input_example=train_x.head(3),
+        skops_trusted_types=trusted,
+    )
+    return path
 
 
 @dataclass(frozen=True)
