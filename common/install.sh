@@ -16,7 +16,8 @@
 # reaches it as SSL_CERT_FILE (pip's PIP_CERT), and it never downloads a Python.
 # With installer=auto, a uv that is missing, does not run here (another
 # architecture, a musl base) or fails leaves the work to pip, whose error
-# message then is the one reported.
+# message then is the one reported; except when uv found the requirements
+# unsatisfiable, which pip cannot change.
 set -eu
 python=$1
 files=$2
@@ -41,10 +42,16 @@ with_uv() {
     if [ -n "${PIP_TRUSTED_HOST:-}" ]; then export UV_INSECURE_HOST="$PIP_TRUSTED_HOST"; fi
     export UV_INDEX_STRATEGY=unsafe-best-match UV_PYTHON_DOWNLOADS=never UV_NO_PROGRESS=1
     if [ -s "$files/build-requirements.txt" ]; then
-        "$uv" pip install --python "$python" --upgrade -r "$files/build-requirements.txt" || return $?
+        uv_install --upgrade -r "$files/build-requirements.txt" || return $?
     fi
     if [ -s "$files/constraints.txt" ]; then set -- -c "$files/constraints.txt"; else set --; fi
-    "$uv" pip install --python "$python" -r "$files/requirements.txt" "$@"
+    uv_install -r "$files/requirements.txt" "$@"
+}
+
+uv_install() {
+    # uv's output is shown as it comes and kept, so that a failure can be told apart (see below).
+    { "$uv" pip install --python "$python" "$@" 2>&1; echo $? > "$files/.uv-exit"; } | tee -a "$files/.uv-log"
+    return "$(cat "$files/.uv-exit")"
 }
 
 finish() {
@@ -74,6 +81,12 @@ if [ -z "$why" ]; then
         exit 0
     fi
     why="uv failed (exit $code)"
+    # The requirements contradict each other: pip cannot do better, only slower (it may build
+    # old sdists for minutes before saying the same). uv's explanation above is the answer.
+    if grep -q "No solution found when resolving" "$files/.uv-log" 2>/dev/null; then
+        echo "error: the requirements cannot all be met (uv's explanation above); pip is not tried" >&2
+        exit 1
+    fi
 fi
 if [ "$mode" = uv ]; then
     echo "error: input installer=uv, but $why; set installer to auto or pip" >&2

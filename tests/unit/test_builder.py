@@ -202,6 +202,7 @@ def test_bad_installer_input() -> None:
 FAKE_PYTHON = 'echo "pip $* PIP_CERT=${PIP_CERT:-}" >> "$CALLS"\n'
 FAKE_UV = """if [ "$1" = --version ]; then echo "uv 9.9.9 (stand-in)"; exit 0; fi
 echo "uv $* SSL_CERT_FILE=${SSL_CERT_FILE:-} strategy=${UV_INDEX_STRATEGY:-} index=${UV_INDEX_URL:-}" >> "$CALLS"
+if [ -n "${UV_SAYS:-}" ]; then echo "$UV_SAYS" >&2; fi
 exit "${UV_EXIT:-0}"
 """
 FOREIGN_UV = 'echo "cannot execute binary file: Exec format error" >&2; exit 126\n'
@@ -272,6 +273,15 @@ def test_install_with_installer_uv_has_no_fallback(tmp_path: Path) -> None:
     done, calls = run_install(tmp_path, "uv", FAKE_UV, UV_EXIT="2")
     assert done.returncode == 1 and not [c for c in calls if c.startswith("pip ")]
     assert "error: input installer=uv, but uv failed (exit 2); set installer to auto or pip" in done.stderr
+
+
+def test_install_does_not_retry_with_pip_what_uv_found_unsatisfiable(tmp_path: Path) -> None:
+    """pip cannot meet contradicting requirements either; it would only take minutes to say so."""
+    says = "  x No solution found when resolving dependencies:\n  Because kserve==0.21.0 depends on numpy>=1.26"
+    done, calls = run_install(tmp_path, "auto", FAKE_UV, UV_EXIT="1", UV_SAYS=says)
+    assert done.returncode == 1 and not [c for c in calls if c.startswith("pip ")], calls
+    assert "Because kserve==0.21.0 depends on numpy>=1.26" in done.stdout, "uv's explanation is shown"
+    assert "cannot all be met (uv's explanation above); pip is not tried" in done.stderr
 
 
 def test_template_keeps_the_ca_in_the_throwaway_stage() -> None:
