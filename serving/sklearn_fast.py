@@ -1,7 +1,8 @@
 """Direct numpy predictions for scikit-learn models: the runtime's fast paths.
 
 ``fast_predictor`` picks one: for linear regressors the arithmetic below, for
-tree models the walk in ``tree_fast``. Either must reproduce the estimator's
+tree models the walk in ``tree_fast``, for Pipelines of scalers and one of
+those the composition in ``pipeline_fast``. Either must reproduce the estimator's
 own answers on probe rows before it is used; if not, the estimator's method is.
 
 scikit-learn 1.9 spends ~300 us per ``predict`` call validating its input
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from serving.internals import is_plain_linear
+from serving.pipeline_fast import pipeline_predictor
 from serving.tree_fast import tree_predictor
 
 log = logging.getLogger(__name__)
@@ -33,10 +35,16 @@ def fast_predictor(model: Any, method: str = "predict") -> Callable[[np.ndarray]
     linear = linear_predictor(model) if method == "predict" else None
     if linear is not None:
         return linear
-    tree = tree_predictor(model, method)
-    if tree is None or not _agrees_exactly(model, method, tree):
+    direct = tree_predictor(model, method) or pipeline_predictor(model, method, _unchecked)
+    if direct is None or not _agrees_exactly(model, method, direct):
         return None
-    return tree
+    return direct
+
+
+def _unchecked(model: Any, method: str) -> Callable[[np.ndarray], np.ndarray] | None:
+    """A Pipeline's last step's direct path; the composed Pipeline is what gets checked."""
+    linear = linear_predictor(model) if method == "predict" else None
+    return linear if linear is not None else tree_predictor(model, method)
 
 
 def _agrees_exactly(model: Any, method: str, predict: Callable[[np.ndarray], np.ndarray]) -> bool:
