@@ -11,17 +11,26 @@ model itself is never downloaded here.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from common.errors import InputError, StorageError
 from common.mlmodel import MLMODEL, Column, InputExample, MLmodel, ModelError, parse_input_example, parse_mlmodel
 from common.storage import ArtifactStore, join_url
+from steps.predictor.kserve_servers import SKLEARN_SERVER
 
 log = logging.getLogger(__name__)
 
 # Extensions KServe's sklearn server (and MLServer's sklearn runtime) load.
-SKLEARN_SERVER_EXTENSIONS = (".joblib", ".pkl", ".pickle")
+SKLEARN_SERVER_EXTENSIONS = SKLEARN_SERVER.extensions
+REQUIREMENTS_TXT = "requirements.txt"
+# Files MLflow writes beside every model's own files: what is left in a folder besides these is the model's.
+MLFLOW_FILES = frozenset(
+    {MLMODEL, "conda.yaml", "python_env.yaml", REQUIREMENTS_TXT, "input_example.json", "serving_input_example.json",
+     "registered_model_meta"}
+)  # fmt: skip
+_PINNED = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*==\s*([^\s;#,]+)")
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,7 @@ class ModelInfo:
     mlflow_version: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     mlmodel_bytes: bytes = field(default=b"", repr=False)  # MLmodel as read: the cache key (model_cache.content_key)
+    requirements: tuple[str, ...] = ()  # the lines of the requirements.txt MLflow wrote beside MLmodel
 
     def has(self, flavor: str) -> bool:
         return flavor in self.flavors
@@ -52,6 +62,19 @@ class ModelInfo:
     def sklearn_server_files(self) -> tuple[str, ...]:
         """Top-level files KServe's sklearn server would try to load (it wants exactly one)."""
         return tuple(f for f in self.top_level_files if f.lower().endswith(SKLEARN_SERVER_EXTENSIONS))
+
+    def top_level_files_ending(self, extensions: tuple[str, ...]) -> tuple[str, ...]:
+        """Top-level files a KServe server that loads ``extensions`` would try (it wants exactly one)."""
+        return tuple(f for f in self.top_level_files if f.lower().endswith(extensions))
+
+    def pinned_version(self, distribution: str) -> str | None:
+        """The ``==`` version of ``distribution`` in the model's requirements.txt, or None."""
+        wanted = _canonical(distribution)
+        for line in self.requirements:
+            match = _PINNED.match(line)
+            if match and _canonical(match.group(1)) == wanted:
+                return match.group(2)
+        return None
 
     @property
     def tensor_inputs(self) -> bool:
@@ -92,6 +115,7 @@ def inspect_model(url: str, store: ArtifactStore) -> ModelInfo:
         example_rows=example.rows if example else (),
         mlflow_version=mlmodel.mlflow_version,
         mlmodel_bytes=raw,
+        requirements=_requirements(url, files, store),
     )
     log.info("model %s: %s", url, info.summary())
     return info
@@ -110,6 +134,22 @@ def _example(mlmodel: MLmodel, url: str, files: tuple[str, ...], store: Artifact
     if example is None:
         log.info("model %s: input example of type %s is not a split dataframe; using the signature", url, where.type)
     return example
+
+
+def _requirements(url: str, files: tuple[str, ...], store: ArtifactStore) -> tuple[str, ...]:
+    """The model's requirements.txt lines: the library versions it was saved with decide which server loads it."""
+    if REQUIREMENTS_TXT not in files:
+        return ()
+    try:
+        text = store.read(join_url(url, REQUIREMENTS_TXT)).decode("utf-8", "replace")
+    except StorageError as e:
+        log.warning("model %s: %s is unreadable (%s); using the versions MLmodel records", url, REQUIREMENTS_TXT, e)
+        return ()
+    return tuple(line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#"))
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _where_mlmodel_is(files: tuple[str, ...]) -> str | None:

@@ -36,18 +36,21 @@ def test_inspect_models_in_s3(s3, s3_models: Mapping[str, str]) -> None:
     assert choose(skops).runtime == "fuseml-mlflow"
     pickle = inspect_model(s3_models["pickle"] + "/", store)
     assert pickle.sklearn_server_files == ("model.pkl",) and pickle.example_rows
-    assert choose(pickle).runtime == "kserve-sklearnserver"
+    assert choose(pickle).runtime == "fuseml-mlflow"  # saved with scikit-learn 1.9, the sklearn server has 1.5.2
+    assert choose(pickle, "sklearn").runtime == "kserve-sklearnserver"
 
 
-@pytest.mark.parametrize(("model", "runtime", "model_format"), [
-    ("skops", "fuseml-mlflow", "mlflow"),
-    ("pickle", "kserve-sklearnserver", "sklearn"),
+@pytest.mark.parametrize(("model", "predictor", "runtime", "model_format"), [
+    ("skops", "auto", "fuseml-mlflow", "mlflow"),
+    ("pickle", "sklearn", "kserve-sklearnserver", "sklearn"),
 ])  # fmt: skip
 def test_kserve_dry_run_step_prints_valid_manifests_and_changes_nothing(
-    step_env: dict[str, str], s3_models: Mapping[str, str], tmp_path: Path, model: str, runtime: str, model_format: str
-) -> None:
+    step_env: dict[str, str], s3_models: Mapping[str, str], tmp_path: Path, model: str, predictor: str, runtime: str,
+    model_format: str,
+) -> None:  # fmt: skip
     env = {**step_env, "FUSEML_MODEL": s3_models[model], "FUSEML_TARGET": "kserve", "FUSEML_DRY_RUN": "true",
-           "FUSEML_ENV_WORKFLOW_NAME": "mlflow-e2e", "KUBECONFIG": str(tmp_path / "absent")}  # fmt: skip
+           "FUSEML_PREDICTOR": predictor, "FUSEML_ENV_WORKFLOW_NAME": "mlflow-e2e",
+           "KUBECONFIG": str(tmp_path / "absent")}  # fmt: skip
     (tmp_path / ".fuseml").mkdir()
     (tmp_path / ".fuseml" / "_org").write_text("acme\n")
     (tmp_path / ".fuseml" / "_project").write_text("wine\n")

@@ -260,7 +260,7 @@ def test_dry_run_shows_masked_manifests_that_match_the_schema(tmp_path: Path) ->
 
 def test_onnx_plan_stages_a_triton_repository_outside_the_model_folder(tmp_path: Path) -> None:
     info = ModelInfo("s3://b/1/r/artifacts/model", {"python_function": {}, "onnx": {"data": "model.onnx"}},
-                     ("MLmodel", "model.onnx"))  # fmt: skip
+                     ("MLmodel", "model.onnx"), inputs=(Column("x", "tensor", "float32", (-1, 11)),))  # fmt: skip
     text, _ = KServeTarget().describe(make_plan(tmp_path, info=info))
     assert (
         "copy s3://b/1/r/artifacts/model/model.onnx -> s3://b/1/r/artifacts/fuseml-triton/wine/repository/wine/1/model.onnx"

@@ -9,6 +9,7 @@ import pytest
 
 from common.errors import InputError
 from common.storage import LocalStore
+from steps.predictor.kserve_servers import SKLEARN_SERVER
 from steps.predictor.model_info import ModelError, inspect_model
 from steps.predictor.runtime_choice import choose
 from tests.fixtures.models import WINE_FEATURES
@@ -24,10 +25,16 @@ def test_default_sklearn_model_is_skops_and_goes_to_our_runtime(wine_model_dir: 
     assert choose(info).runtime == "fuseml-mlflow"
 
 
-def test_pickle_sklearn_model_goes_to_the_sklearn_server(wine_model_pickle_dir: Path) -> None:
+def test_pickle_sklearn_model_of_another_version_than_the_sklearn_servers_goes_to_our_runtime(
+    wine_model_pickle_dir: Path,
+) -> None:
     info = inspect_model(f"file://{wine_model_pickle_dir}/", LocalStore())
     assert info.sklearn_server_files == ("model.pkl",)
-    assert choose(info).runtime == "kserve-sklearnserver"
+    saved = info.pinned_version("scikit-learn")  # from the requirements.txt MLflow wrote beside MLmodel
+    assert saved == info.flavor("sklearn")["sklearn_version"] and saved != SKLEARN_SERVER.version
+    choice = choose(info)
+    assert choice.runtime == "fuseml-mlflow"
+    assert f"scikit-learn {saved} and the server has {SKLEARN_SERVER.version}" in choice.reason
 
 
 def test_a_copy_beside_the_model_file_sends_it_away_from_the_sklearn_server(

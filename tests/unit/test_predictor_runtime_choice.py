@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from common.errors import InputError
+from common.mlmodel import Column
 from steps.predictor.model_info import ModelInfo
 from steps.predictor.runtime_choice import choose, sklearn_server_problem
 from steps.predictor.runtimes import FUSEML_MLFLOW, RUNTIMES
@@ -18,8 +19,11 @@ OUR_RUNTIME = Path(__file__).resolve().parents[2] / "deploy" / "kserve" / "fusem
 PYFUNC = {"python_function": {"loader_module": "mlflow.sklearn"}}
 
 
-def sklearn_model(model_file: str = "model.pkl", serialization: str = "cloudpickle", extra: tuple = ()) -> ModelInfo:
-    flavor = {"pickled_model": model_file, "serialization_format": serialization, "sklearn_version": "1.9.1"}
+def sklearn_model(
+    model_file: str = "model.pkl", serialization: str = "cloudpickle", extra: tuple = (), version: str = "1.5.2"
+) -> ModelInfo:
+    """A scikit-learn model; by default saved with the scikit-learn KServe's sklearn server has."""
+    flavor = {"pickled_model": model_file, "serialization_format": serialization, "sklearn_version": version}
     files = ("MLmodel", "conda.yaml", "requirements.txt", model_file, *extra)
     return ModelInfo(url="s3://b/m", flavors={**PYFUNC, "sklearn": flavor}, files=files)
 
@@ -40,6 +44,21 @@ def test_pickled_sklearn_model_goes_to_kserve_sklearn_server_as_it_is(serializat
     )  # fmt: skip
     assert choice.pin_runtime, "without runtime, KServe would pick kserve-mlserver (priority 2)"
     assert choice.layout == "mlflow-folder"
+    assert "loads as it is with scikit-learn 1.5.2" in choice.reason
+
+
+def test_a_pickle_of_another_scikit_learn_version_goes_to_our_runtime_unless_forced(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    info = sklearn_model("model.pkl", "pickle", version="1.9.1")
+    choice = choose(info)
+    assert choice.runtime == FUSEML_MLFLOW
+    assert "saved with scikit-learn 1.9.1 and the server has 1.5.2" in choice.reason
+    assert "in the model's own environment" in choice.reason
+    with caplog.at_level("WARNING", logger="steps.predictor.runtime_choice"):
+        forced = choose(info, "sklearn")
+    assert forced.runtime == "kserve-sklearnserver" and "asked for, though" in forced.reason
+    assert "1.9.1" in caplog.text
 
 
 def test_two_model_files_are_not_for_the_sklearn_server() -> None:
@@ -76,8 +95,9 @@ def test_mlserver_when_asked_uses_format_mlflow_without_version() -> None:
 
 def test_onnx_goes_to_triton_through_a_model_repository() -> None:
     info = ModelInfo(
-        url="s3://b/m", flavors={**PYFUNC, "onnx": {"data": "model.onnx"}}, files=("MLmodel", "model.onnx")
-    )
+        url="s3://b/m", flavors={**PYFUNC, "onnx": {"data": "model.onnx"}}, files=("MLmodel", "model.onnx"),
+        inputs=(Column("float_input", "tensor", "float32", (-1, 11)),),
+    )  # fmt: skip
     choice = choose(info)
     assert (choice.runtime, choice.model_format, choice.format_version) == ("kserve-tritonserver", "onnx", "1")
     assert choice.triton_files == (("model.onnx", "model.onnx"),)
@@ -96,7 +116,7 @@ def test_tensorflow_saved_model_goes_to_triton_and_tf_serving_is_refused_for_v2(
 
 
 def test_unknown_predictor_lists_the_choices() -> None:
-    with pytest.raises(InputError, match="use one of auto, sklearn, mlflow, mlserver, triton, tensorflow"):
+    with pytest.raises(InputError, match="use one of auto, sklearn, xgboost, mlflow, mlserver, triton, tensorflow"):
         choose(sklearn_model(), "pytorch")
 
 
