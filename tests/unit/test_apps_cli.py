@@ -44,7 +44,7 @@ def test_lists_each_app_with_whether_it_still_runs_then_stops_one(
     def no_engine() -> None:
         raise ServiceUnavailable("no Docker engine answers")
 
-    monkeypatch.setattr(docker_target, "_client", no_engine)
+    monkeypatch.setattr(docker_target, "docker_client", no_engine)
     state = tmp_path / "state"
     store = StateStore(state)
     with fake_server(tmp_path) as (server, worker):

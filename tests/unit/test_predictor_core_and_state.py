@@ -230,7 +230,7 @@ def test_a_docker_record_is_not_alive_when_its_container_is_gone(monkeypatch: py
 
             raise docker.errors.NotFound(f"no container {name}")
 
-    monkeypatch.setattr(docker_target, "_client", lambda: type("Client", (), {"containers": Containers()})())
+    monkeypatch.setattr(docker_target, "docker_client", lambda: type("Client", (), {"containers": Containers()})())
     assert not is_alive(AppState("wine", "docker", 8080, "u", "m", container="c0ffee"))
 
 

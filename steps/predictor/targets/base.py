@@ -18,6 +18,7 @@ from common.model_uri import ModelLocation
 from steps.predictor.model_info import ModelInfo
 from steps.predictor.model_placement import provenance
 from steps.predictor.runtime_choice import ServingChoice
+from steps.predictor.serving_environment import ServingEnvironment
 from steps.predictor.settings import Settings
 from steps.predictor.state import AppState
 
@@ -37,6 +38,7 @@ class DeployPlan:
     environ: Mapping[str, str]
     location: ModelLocation | None = None
     preparation: tuple[str, ...] = ()
+    environment: ServingEnvironment | None = None  # local and docker: the Python or image the runtime runs in
 
     @property
     def provenance(self) -> dict[str, str]:

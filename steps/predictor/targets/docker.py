@@ -1,17 +1,17 @@
 """Deploy as a Docker container of the serving image, on the host network.
 
-The same runtime as the local target, in its image (input ``serving_image``),
-with ``--network host`` so the URL is the same 127.0.0.1 one. The container is
-started through the Docker Engine API (the docker SDK, ``DOCKER_HOST`` or
-``/var/run/docker.sock``), so the step works from its own image, which has no
-docker command: a mounted socket is enough. Credentials reach the container as
+The same runtime as the local target, in its image (input ``serving_image``, or
+the model's own serving image: ``steps.predictor.serving_environment``), with
+``--network host`` so the URL is the same 127.0.0.1 one. The container is
+started through the Docker Engine API (``steps.predictor.docker_engine``), so
+the step works from its own image, which has no docker command: a mounted
+socket is enough. Credentials reach the container as
 its environment, never on a command line; ``docker_command`` shows the
 equivalent ``docker run`` (credentials by name) for dry runs.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -20,12 +20,14 @@ from typing import Any
 from urllib.parse import urlparse
 
 from common import names
-from common.errors import ExecutionError, ServiceUnavailable
+from common.errors import ExecutionError
 from common.ports import free_port
+from steps.predictor.docker_engine import docker_client, explain
 from steps.predictor.state import AppState, StateStore
 from steps.predictor.targets.base import Deployment, DeployPlan, RecordedTarget
 from steps.predictor.targets.serving_process import (
     HOST,
+    environment_line,
     grpc_address,
     model_record,
     preparation,
@@ -52,7 +54,6 @@ PASSED_VARIABLES = (
     names.MLFLOW_TRACKING_TOKEN,
 )
 MOUNTED_MODEL = "/mnt/models"
-ENGINE_TIMEOUT = 120
 
 
 def container_name(app: str) -> str:
@@ -91,12 +92,20 @@ def container_spec(plan: DeployPlan, port: int, grpc_port: int = 0) -> Container
         model = MOUNTED_MODEL
     return ContainerSpec(
         name=container_name(s.app_name),
-        image=s.serving_image,
+        image=serving_image(plan),
         command=serve_args(model, s.app_name, port, grpc_port, s.workers),
         labels={"fuseml/app-name": s.app_name, **plan.provenance},
         env_names=[v for v in PASSED_VARIABLES if plan.environ.get(v)],
         volumes=volumes,
     )
+
+
+def serving_image(plan: DeployPlan) -> str:
+    """The image the container runs: the plan's serving environment, else input ``serving_image``."""
+    environment = plan.environment
+    if environment is not None and environment.kind != "runtime":
+        return environment.image or "<the model's own serving image>"
+    return plan.settings.serving_image
 
 
 def docker_command(plan: DeployPlan, port: int, grpc_port: int = 0) -> list[str]:
@@ -113,7 +122,7 @@ class DockerTarget(RecordedTarget):
         command = " ".join(docker_command(plan, 0, 0)).replace("--port 0", "--port <free port>")
         command = command.replace("--grpc-port 0", "--grpc-port <free port>")
         text = (
-            f"target docker: {plan.choice.describe()}\n{preparation(plan)}"
+            f"target docker: {plan.choice.describe()}\n{environment_line(plan)}{preparation(plan)}"
             f"replace container {container_name(s.app_name)}\n{command}"
         )
         return text, f"http://{HOST}:<port>/v2/models/{s.app_name}/infer"
@@ -128,7 +137,7 @@ class DockerTarget(RecordedTarget):
         url = f"http://{HOST}:{port}/v2/models/{s.app_name}/infer"
         log.info(
             "started container %s (%s) for %s on port %s, gRPC %s",
-            container, s.serving_image, s.app_name, port, grpc_address(grpc_port),
+            container, serving_image(plan), s.app_name, port, grpc_address(grpc_port),
         )  # fmt: skip
         state = AppState(s.app_name, "docker", port, url, container=container, started_at=time.time(),
                          grpc=grpc_address(grpc_port), **model_record(plan))  # fmt: skip
@@ -156,7 +165,7 @@ def start_container(spec: ContainerSpec, environ: Any) -> str:
     import docker.errors
 
     try:
-        container = _client().containers.run(
+        container = docker_client().containers.run(
             spec.image,
             spec.command,
             entrypoint=["python"],
@@ -173,7 +182,7 @@ def start_container(spec: ContainerSpec, environ: Any) -> str:
             "build it (make images) or set FUSEML_SERVING_IMAGE",
         ) from e
     except docker.errors.DockerException as e:
-        raise ExecutionError(f"docker run {spec.image} failed: {_explain(e)}") from e
+        raise ExecutionError(f"docker run {spec.image} failed: {explain(e)}") from e
     return str(container.id)[:12]
 
 
@@ -182,18 +191,18 @@ def remove_container(name: str) -> None:
     import docker.errors
 
     try:
-        _client().containers.get(name).remove(force=True)
+        docker_client().containers.get(name).remove(force=True)
     except docker.errors.NotFound:
         pass
     except docker.errors.DockerException as e:
-        log.warning("could not remove container %s: %s", name, _explain(e))
+        log.warning("could not remove container %s: %s", name, explain(e))
 
 
 def _running(container: str) -> bool:
     import docker.errors
 
     try:
-        return bool(_client().containers.get(container).status == "running")
+        return bool(docker_client().containers.get(container).status == "running")
     except docker.errors.NotFound:
         return False
 
@@ -202,28 +211,6 @@ def _logs(container: str) -> str:
     import docker.errors
 
     try:
-        return tail(_client().containers.get(container).logs(tail=200).decode(errors="replace"))
+        return tail(docker_client().containers.get(container).logs(tail=200).decode(errors="replace"))
     except docker.errors.DockerException as e:
-        return f"(no logs: {_explain(e)})"
-
-
-@functools.cache
-def _client() -> Any:
-    """A docker SDK client for the engine at ``DOCKER_HOST`` or the default socket (one per process)."""
-    try:
-        import docker
-    except ImportError as e:
-        raise ServiceUnavailable("the docker SDK is not installed", "pip install docker, or use target=local") from e
-    try:
-        client = docker.from_env(timeout=ENGINE_TIMEOUT)
-        client.ping()
-    except Exception as e:  # noqa: BLE001 - the SDK raises its own and requests' errors: no engine either way
-        raise ServiceUnavailable(
-            f"no Docker engine answers ({_explain(e)})",
-            "start dockerd, set DOCKER_HOST or mount /var/run/docker.sock, or use target=local",
-        ) from e
-    return client
-
-
-def _explain(error: Exception) -> str:
-    return str(getattr(error, "explanation", None) or error)
+        return f"(no logs: {explain(e)})"

@@ -1,5 +1,8 @@
 """Deploy as a local process: our MLflow runtime on 127.0.0.1, detached.
 
+The runtime runs in this Python, or in the model's own venv when this one lacks
+what the model needs (``steps.predictor.serving_environment``).
+
 The server outlives the step (it is the deployment), so it starts in its own
 session with its output in ``<state_dir>/<app>.log``. Its pid and port go in the
 state folder, so ``fuseml-steps apps stop`` (or a deploy replacing the app) can
@@ -22,6 +25,7 @@ from steps.predictor.state import SERVE_MODULE, AppState, StateStore, process_al
 from steps.predictor.targets.base import Deployment, DeployPlan, RecordedTarget
 from steps.predictor.targets.serving_process import (
     HOST,
+    environment_line,
     grpc_address,
     model_record,
     preparation,
@@ -43,13 +47,20 @@ class LocalTarget(RecordedTarget):
     def __init__(self, python: str = sys.executable) -> None:
         self.python = python
 
+    def python_for(self, plan: DeployPlan) -> str:
+        """The interpreter that runs the runtime: the plan's serving environment's, else this target's."""
+        environment = plan.environment
+        if environment is not None and environment.kind != "runtime":
+            return environment.python or "<the model's own venv>/bin/python"
+        return self.python
+
     def describe(self, plan: DeployPlan) -> tuple[str, str]:
         s = plan.settings
-        command = " ".join([self.python, *serve_args(plan.info.url, s.app_name, 0, 0, s.workers)])
+        command = " ".join([self.python_for(plan), *serve_args(plan.info.url, s.app_name, 0, 0, s.workers)])
         command = command.replace("--port 0", "--port <free port>").replace("--grpc-port 0", "--grpc-port <free port>")
         text = (
             f"target local: {plan.choice.describe()}\n"
-            f"{preparation(plan)}"
+            f"{environment_line(plan)}{preparation(plan)}"
             f"stop the server of {s.app_name} recorded in {s.state_dir} (if any)\n"
             f"start: {command}\n"
             f"wait for /v2/health/ready, probe /v2/models/{s.app_name}/infer"
@@ -68,15 +79,16 @@ class LocalTarget(RecordedTarget):
             "starting the MLflow runtime for %s on %s:%s, gRPC %s (log: %s)",
             s.app_name, HOST, port, grpc_address(grpc_port), log_path,
         )  # fmt: skip
+        python = self.python_for(plan)
         with open(log_path, "wb") as output:
             try:
                 process = subprocess.Popen(
-                    [self.python, *serve_args(plan.info.url, s.app_name, port, grpc_port, s.workers)],
+                    [python, *serve_args(plan.info.url, s.app_name, port, grpc_port, s.workers)],
                     stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                     env=environ, start_new_session=True, close_fds=True,
                 )  # fmt: skip
             except OSError as e:
-                raise ExecutionError(f"cannot start {self.python}: {e.strerror}") from e
+                raise ExecutionError(f"cannot start {python}: {e.strerror}") from e
         url = f"http://{HOST}:{port}/v2/models/{s.app_name}/infer"
         state = AppState(s.app_name, "local", port, url, pid=process.pid, log_path=str(log_path),
                          started_at=time.time(), grpc=grpc_address(grpc_port), **model_record(plan))  # fmt: skip

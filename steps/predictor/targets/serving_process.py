@@ -80,6 +80,11 @@ def preparation(plan: DeployPlan) -> str:
     return "".join(f"{line}\n" for line in plan.preparation)
 
 
+def environment_line(plan: DeployPlan) -> str:
+    """The plan's line saying which environment serves the model and why (none when not decided)."""
+    return f"{plan.environment.describe()}\n" if plan.environment is not None else ""
+
+
 def last_words(output: str) -> str:
     """The server's own error line (``serve: error: ...``), else its last line: one line for the step's error.
 
