@@ -95,8 +95,11 @@ def inference_service(
     resources_limits: dict[str, Any] | None = None,
     model_url: str | None = None,
     provenance: dict[str, str] | None = None,
+    image: str | None = None,
 ) -> dict[str, Any]:
     """The InferenceService: predictor.model in the modern style, protocol v2 always.
+
+    ``image`` (the model's own serving image) replaces the runtime's: the model spec is a container.
 
     ``provenance`` (the model URI given, and the registered model, version and
     run it resolved to) becomes annotations, so ``kubectl describe`` says what serves.
@@ -114,6 +117,8 @@ def inference_service(
         model["runtime"] = choice.runtime
     if runtime_version:
         model["runtimeVersion"] = runtime_version
+    if image:
+        model["image"] = image
     annotations = {"fuseml/serving": choice.describe()}
     if model_url:
         annotations["fuseml/model"] = model_url

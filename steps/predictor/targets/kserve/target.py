@@ -22,6 +22,7 @@ import yaml
 from common.errors import InputError, StepError
 from common.polling import wait_until
 from common.storage import S3Settings, join_url, open_store
+from steps.predictor.kserve_serving_image import kserve_serving_image
 from steps.predictor.probe import probe
 from steps.predictor.runtime_choice import LAYOUT_TRITON
 from steps.predictor.targets.base import Deployment, DeployPlan, Target
@@ -81,6 +82,7 @@ def build(plan: DeployPlan) -> KServePlan:
         manifests.inference_service(
             s.app_name, s.namespace, choice, storage_uri, label_set,
             runtime_version=s.runtime_version, resources_limits=s.resources_limits, provenance=plan.provenance,
+            image=kserve_serving_image(s, info, choice),
         )
     )  # fmt: skip
     return KServePlan(objects, storage_uri, staging)
