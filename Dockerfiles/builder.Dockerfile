@@ -43,6 +43,10 @@ COPY steps/__init__.py /opt/fuseml/steps/__init__.py
 COPY steps/builder/ /opt/fuseml/steps/builder/
 COPY steps/trainer/ /opt/fuseml/steps/trainer/
 COPY Dockerfiles/trainer.Dockerfile /opt/fuseml/Dockerfiles/trainer.Dockerfile
+# Data, not code: what a model's serving environment is built from (input model; common/build_payload.py),
+# kept under payload/, off the import path.
+COPY serving/ /opt/fuseml/payload/serving/
+COPY Dockerfiles/serving-env.Dockerfile /opt/fuseml/Dockerfiles/serving-env.Dockerfile
 RUN python3 -m compileall -q /opt/fuseml \
     && printf '#!/bin/sh\nexec /opt/venv/bin/python -m steps.builder "$@"\n' > /usr/local/bin/run \
     && chmod 0755 /usr/local/bin/run

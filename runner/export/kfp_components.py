@@ -71,12 +71,17 @@ STEPS = {
     "builder": StepComponent(
         "fuseml-builder",
         BUILDER_IMAGE,
-        "Build the codeset's Python environment into a trainer image (content-addressed tag; "
-        "nothing is built when the registry has it).",
+        "Build the codeset's Python environment into a trainer image, or with model that model's serving "
+        "environment (content-addressed tag; nothing is built when the registry has it).",
         (
+            (
+                "model",
+                "a model URI (s3://..., mlflow-artifacts:/..., runs:/<run_id>/<path>, models:/<name>/<version> or "
+                "models:/<name>@<alias>): build its serving environment instead of the codeset's",
+            ),
             ("registry", "registry the image is pushed to and looked up in (default registry.fuseml-registry)"),
             ("pull_registry", "registry host in the returned reference (default 127.0.0.1:30500; empty: registry)"),
-            ("repository", "repository in both registries (default mlflow/trainer)"),
+            ("repository", "repository in both registries (default mlflow/trainer; mlflow/serving with model)"),
             ("base_image", "base of the built image (default python:3.11-slim)"),
             ("backend", "auto, docker, buildah or venv (default auto: buildah in a pod)"),
             ("cache_dir", "where the venv backend keeps environments"),
@@ -91,7 +96,7 @@ STEPS = {
             VERBOSE,
         ),
         "image",
-        "the trainer image: <pull_registry>/<repository>:<content hash>",
+        "the trainer (or serving) image: <pull_registry>/<repository>:<content hash>",
     ),
     "trainer": StepComponent(
         "fuseml-trainer",
@@ -121,7 +126,7 @@ STEPS = {
                 "model: s3://... (the folder holding MLmodel), mlflow-artifacts:/..., runs:/<run_id>/<path>, "
                 "models:/<name>/<version> or models:/<name>@<alias> (required)",
             ),
-            ("predictor", "auto, sklearn, mlflow, mlserver, triton or tensorflow (default auto)"),
+            ("predictor", "auto, sklearn, xgboost, mlflow, mlserver, triton or tensorflow (default auto)"),
             ("app_name", "InferenceService name (default <org>-<project>-<workflow>)"),
             ("runtime_version", "serving runtime image version"),
             ("resources_limits", "YAML/JSON map merged into the predictor's limits, e.g. {nvidia.com/gpu: 1}"),
@@ -129,13 +134,34 @@ STEPS = {
             ("timeout", "seconds to wait for the model to answer (default 600)"),
             ("dry_run", "true to print the plan and manifests and change nothing"),
             ("state_dir", "where local/docker deployments keep their state"),
-            ("serving_image", "runtime image for the docker target"),
+            (
+                "serving_image",
+                "docker target, the image that serves the model as it is (e.g. the serving-builder's output); "
+                "local target, venv://PATH (default: chosen by serving_env)",
+            ),
             ("workers", "local/docker targets: server processes (a number, or auto)"),
             (
                 "model_store",
                 "kserve target: s3://bucket/prefix where models KServe cannot read (mlflow-artifacts:/, runs:/, "
                 "models:/ behind the MLflow server) are copied (default s3://mlflow-artifacts/fuseml-models)",
             ),
+            (
+                "serving_env",
+                "local/docker targets, the environment that serves the model: auto (the runtime's when it has every "
+                "requirement the model names, else the model's own, built once and cached), model or runtime "
+                "(default auto)",
+            ),
+            (
+                "cache_dir",
+                "local target, where the model's own serving venvs are kept (default ~/.cache/fuseml/venvs)",
+            ),
+            ("base_image", "docker target, base of the model's own serving image (default python:3.11-slim)"),
+            (
+                "pip_ca",
+                "CA bundle pip needs behind a TLS-intercepting proxy, to build a model's own environment "
+                "(default $PIP_CERT)",
+            ),
+            ("installer", "auto (uv, pip as the fallback), uv or pip: what installs a model's own environment"),
             VERBOSE,
         ),
         "prediction-url",

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.build_payload import SERVING, TRAINER
 from common.errors import InputError
 from common.inputs import Inputs
 from common.installer import INSTALLERS
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 DEFAULT_REGISTRY = "registry.fuseml-registry"
 DEFAULT_PULL_REGISTRY = "127.0.0.1:30500"
 DEFAULT_REPOSITORY = "mlflow/trainer"
+# With input model, the builder builds that model's serving environment instead of the codeset's.
+DEFAULT_SERVING_REPOSITORY = "mlflow/serving"
 DEFAULT_BASE_IMAGE = "python:3.11-slim"
 BACKEND_NAMES = ("auto", "docker", "buildah", "venv")
 PIP_CERT = "PIP_CERT"
@@ -51,6 +54,12 @@ class BuilderSettings:
     insecure_registries: tuple[str, ...] = ()
     no_cache: bool = False
     installer: str = "auto"
+    model: str | None = None  # a model URI: build its serving environment, not the codeset's
+
+    @property
+    def kind(self) -> str:
+        """What is built: the codeset's ``trainer`` environment, or a model's ``serving`` environment."""
+        return SERVING if self.model else TRAINER
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> BuilderSettings:
@@ -62,7 +71,8 @@ class BuilderSettings:
         pull_registry = inputs.str("pull_registry", DEFAULT_PULL_REGISTRY).rstrip("/")
         if _given_empty(inputs, environ, "pull_registry"):
             pull_registry = registry
-        repository = inputs.str("repository", DEFAULT_REPOSITORY).strip("/")
+        model = (inputs.raw("model") or "").strip() or None
+        repository = inputs.str("repository", DEFAULT_SERVING_REPOSITORY if model else DEFAULT_REPOSITORY).strip("/")
         check_registry(registry, inputs.variable("registry"))
         check_registry(pull_registry, inputs.variable("pull_registry"))
         check_repository(repository, inputs.variable("repository"))
@@ -79,6 +89,7 @@ class BuilderSettings:
             insecure_registries=tuple(inputs.list("insecure_registries", [])),
             no_cache=inputs.bool("no_cache", False),
             installer=inputs.choice("installer", INSTALLERS, "auto"),
+            model=model,
         )
 
     def push_reference(self, tag: str) -> str:

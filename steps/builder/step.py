@@ -1,5 +1,11 @@
 """The builder step: read the codeset's environment, tag it, and build it unless it exists.
 
+With input ``model`` it builds that model's serving environment instead (a
+``serving-builder`` step between trainer and predictor): the spec comes from
+the files MLflow wrote beside the model's MLmodel plus the serving runtime's
+needs (``common.serving_env``), the codeset is not read, and the result is the
+image (or ``venv://``) the predictor's ``serving_image`` takes.
+
 Order matters for speed: the cheap questions (spec, tag, "is it there?") come
 first and import nothing heavy; only a miss loads the build tools.
 """
@@ -14,6 +20,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from common.build_log import BuildError
 from common.build_payload import builder_version
 from common.envspec import load_envspec
 from common.envspec.tag import environment_tag
@@ -21,6 +28,7 @@ from common.errors import StepError
 from steps.builder.backends import choose_backend
 from steps.builder.backends.base import Backend, BuildPlan
 from steps.builder.backends.image import ImageBackend
+from steps.builder.model_files import serving_environment
 from steps.builder.registry import ImageRef
 from steps.builder.settings import BuilderSettings
 
@@ -30,10 +38,11 @@ BASE_DIGEST_TIMEOUT = 5.0
 
 
 def build(environ: Mapping[str, str]) -> str:
-    """Step function: the reference of the environment (image or venv) for this codeset."""
+    """Step function: the reference of the environment (image or venv) for this codeset, or for input model."""
     settings = BuilderSettings.from_environ(environ)
     codeset = Path.cwd()
-    spec = load_envspec(codeset)
+    serving = serving_environment(settings.model, environ) if settings.model else None
+    spec = serving.spec if serving else load_envspec(codeset)
     log.info(
         "environment from %s: python %s, %d requirements",
         spec.source,
@@ -43,14 +52,20 @@ def build(environ: Mapping[str, str]) -> str:
     backend = choose_backend(environ, settings)
     identity = backend.identity()
     base = identity.digest or base_digest(backend, settings) or settings.base_image
-    version = builder_version()
+    version = builder_version(settings.kind)
     tag = environment_tag(spec, base, version, identity.platform)
-    log.info("tag %s (base %s, builder %s, %s)", tag, base, version, identity.platform)
-    plan = BuildPlan(spec=spec, tag=tag, settings=settings, codeset=codeset)
+    log.info("%s tag %s (base %s, builder %s, %s)", settings.kind, tag, base, version, identity.platform)
+    plan = BuildPlan(spec=spec, tag=tag, settings=settings, codeset=codeset, kind=settings.kind)
     found = backend.find(plan)
     if found:
         return found
-    return backend.build(replace(plan, labels=oci_labels(codeset)))
+    try:
+        return backend.build(replace(plan, labels=oci_labels(codeset)))
+    except BuildError as e:
+        explained = serving.explain(e) if serving else e
+        if explained is e:
+            raise
+        raise explained from e
 
 
 def base_digest(backend: Backend, settings: BuilderSettings) -> str | None:
