@@ -129,7 +129,9 @@ def load_model(path: Path, environ: Mapping[str, str]) -> LoadedModel:
             direct=True,
             signature=signature,
             n_features=getattr(model, "n_features_in_", None),
-            predict_array=fast or predict,
+            # Fitted on named columns and no direct path: the model gets a DataFrame (a ColumnTransformer that
+            # selects columns by name cannot take an array).
+            predict_array=fast or (None if getattr(model, "feature_names_in_", None) is not None else predict),
         )
     if not mlmodel.has("python_function"):
         raise ModelLoadError(

@@ -124,9 +124,9 @@ class MlflowModel(Model):
         predict = loaded.predict
         if isinstance(batch, TensorBatch):
             data: Any = batch.model_input()
-        elif loaded.direct and not batch.frame:
+        elif loaded.direct and not batch.frame and loaded.predict_array is not None:
             data = batch.as_matrix(self._order)
-            predict = loaded.predict_array or predict
+            predict = loaded.predict_array
         elif loaded.direct or self._order or batch.frame or batch.columns is not None:
             data = batch.as_frame(self._order)  # pyfunc enforces a column signature on a DataFrame
         else:
