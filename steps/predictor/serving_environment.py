@@ -115,9 +115,8 @@ def decide(
             "of the model",
         )
     shown = ", ".join(lacking[:3]) + (f" and {len(lacking) - 3} more" if len(lacking) > 3 else "")
-    need = "needs" if len(lacking) == 1 else "need"
     return ServingEnvironment(
-        MODEL, f"the model {need} {shown}, which the runtime's environment lacks", model_dir=model_dir
+        MODEL, f"the model needs {shown}, which the runtime's environment lacks", model_dir=model_dir
     )
 
 
