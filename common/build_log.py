@@ -8,6 +8,7 @@ printed, so a caller can look at it again (a resolver conflict is reframed by
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from common.errors import ExecutionError
@@ -21,8 +22,12 @@ class BuildError(ExecutionError):
         self.build_log = list(build_log)
 
 
+# Terminal colours: Docker's classic builder paints a RUN's stderr red (ESC[91m ... ESC[0m).
+_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def error_lines(lines: Iterable[str], limit: int = 15) -> list[str]:
-    """The lines of a build log that explain a failure: pip's ERROR lines, else the tail."""
-    lines = [line.rstrip() for line in lines if line.strip()]
+    """The lines of a build log that explain a failure: pip's ERROR lines, else the tail (colours removed)."""
+    lines = [_COLOUR.sub("", line).rstrip() for line in lines if line.strip()]
     errors = [line for line in lines if line.lstrip().lower().startswith(("error:", "error ", "fuseml-check:"))]
     return errors[-limit:] if errors else lines[-limit:]

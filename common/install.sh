@@ -84,7 +84,8 @@ if [ -z "$why" ]; then
     # The requirements contradict each other: pip cannot do better, only slower (it may build
     # old sdists for minutes before saying the same). uv's explanation above is the answer.
     if grep -q "No solution found when resolving" "$files/.uv-log" 2>/dev/null; then
-        echo "error: the requirements cannot all be met (uv's explanation above); pip is not tried" >&2
+        explanation=$(sed -n '/No solution found when resolving/,$p' "$files/.uv-log" | tr '\n' ' ' | tr -s ' ' | sed 's/^ //; s/ $//')
+        echo "error: the requirements cannot all be met, so pip is not tried: $explanation" >&2
         exit 1
     fi
 fi

@@ -281,7 +281,10 @@ def test_install_does_not_retry_with_pip_what_uv_found_unsatisfiable(tmp_path: P
     done, calls = run_install(tmp_path, "auto", FAKE_UV, UV_EXIT="1", UV_SAYS=says)
     assert done.returncode == 1 and not [c for c in calls if c.startswith("pip ")], calls
     assert "Because kserve==0.21.0 depends on numpy>=1.26" in done.stdout, "uv's explanation is shown"
-    assert "cannot all be met (uv's explanation above); pip is not tried" in done.stderr
+    assert (
+        "error: the requirements cannot all be met, so pip is not tried: x No solution found when resolving "
+        "dependencies: Because kserve==0.21.0 depends on numpy>=1.26" in done.stderr
+    ), "one line: the log's reason"
 
 
 def test_template_keeps_the_ca_in_the_throwaway_stage() -> None:
@@ -297,6 +300,11 @@ def test_template_keeps_the_ca_in_the_throwaway_stage() -> None:
 def test_check_python() -> None:
     assert satisfied("", "3.11.2") and satisfied("3.11", "3.11.2") and not satisfied("3.10", "3.11.2")
     assert satisfied(">=3.9,<3.12", "3.11.2") and not satisfied(">=3.12", "3.11.2")
+
+
+def test_error_lines_see_through_dockers_red_stderr() -> None:
+    painted = ["Collecting x\n", "\x1b[91merror: the requirements cannot all be met: no version of x==0\n\x1b[0m"]
+    assert error_lines(painted) == ["error: the requirements cannot all be met: no version of x==0"]
 
 
 def test_follow_build_logs_and_raises_with_pips_reason(caplog: pytest.LogCaptureFixture) -> None:
