@@ -52,6 +52,7 @@ LOG_MODELS = textwrap.dedent("""
     from mlflow.models import infer_signature
     from sklearn.linear_model import ElasticNet
     from tests.fixtures.models import WINE_FEATURES, WINE_TARGET, load_wine_data, train_wine_model
+    from tests.fixtures.models import wine_pip_requirements
 
     name = sys.argv[1]
     first, x = train_wine_model()
@@ -62,7 +63,8 @@ LOG_MODELS = textwrap.dedent("""
     for number, model in (("1", first), ("2", second)):
         with mlflow.start_run() as run:
             info = mlflow.sklearn.log_model(model, name="model", signature=infer_signature(x, model.predict(x)),
-                                            input_example=x.head(3), registered_model_name=name)
+                                            input_example=x.head(3), registered_model_name=name,
+                                            pip_requirements=wine_pip_requirements())
         found[number] = {"run": run.info.run_id, "location": info.artifact_path, "model_id": info.model_id,
                          "version": str(info.registered_model_version)}
     mlflow.MlflowClient().set_registered_model_alias(name, "champion", found["1"]["version"])
