@@ -301,27 +301,16 @@ def save_model(folder: Path, kind: str) -> tuple[Path, list[list[float]], list[s
 
 def save_scaled_forest(path: Path) -> Path:
     """A Pipeline with a preprocessing step: StandardScaler, then the fixtures' random forest; saved with skops."""
-    import mlflow.sklearn
-    import skops.io
-    from mlflow.models import infer_signature
     from sklearn.base import clone
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from tests.fixtures.models import WINE_TARGET, load_wine_data, train_tree_model
+    from tests.fixtures.models import WINE_TARGET, load_wine_data, save_skops_model, train_tree_model
 
     forest, train_x = train_tree_model("random_forest")
     quality = load_wine_data().loc[train_x.index, WINE_TARGET]
     model = make_pipeline(StandardScaler(), clone(forest)).fit(train_x, quality)
-    trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
-    mlflow.sklearn.save_model(
-        model,
-        str(path),
-        signature=infer_signature(train_x, model.predict(train_x)),
-        input_example=train_x.head(3),
-        skops_trusted_types=trusted,
-    )
-    return path
+    return save_skops_model(model, train_x, path)
 
 
 @dataclass(frozen=True)

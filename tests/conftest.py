@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.fixtures.services",
     "tests.fixtures.models",
     "tests.fixtures.flavours",
+    "tests.fixtures.fast_paths",
 ]
 
 

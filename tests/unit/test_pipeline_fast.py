@@ -8,7 +8,7 @@ cover, get the Pipeline's own answers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -18,9 +18,12 @@ from sklearn.pipeline import Pipeline, make_pipeline
 
 from serving.pipeline_fast import pipeline_predictor
 from serving.sklearn_fast import fast_predictor
-from tests.fixtures.models import WINE_FEATURES, WINE_TARGET, load_wine_data
+from tests.fixtures.models import WINE_TARGET, load_wine_data
 
-pytestmark = pytest.mark.filterwarnings("ignore:X does not have valid feature names")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:X does not have valid feature names"),
+    pytest.mark.usefixtures("one_openmp_thread"),  # tests/fixtures/fast_paths.py
+]
 
 PIPELINES: dict[str, Callable[[], Pipeline]] = {
     "standard-elasticnet": lambda: make_pipeline(preprocessing.StandardScaler(), linear_model.ElasticNet(alpha=0.01)),
@@ -37,20 +40,6 @@ PIPELINES: dict[str, Callable[[], Pipeline]] = {
     ),
 }
 CLASSIFIER = "standard-forest-classifier"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_openmp_thread() -> Iterator[None]:
-    """HistGradientBoosting's own predict spins OpenMP threads, which crawl on a busy 2-core machine."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="openmp"):
-        yield
-
-
-@pytest.fixture(scope="module")
-def wine_x() -> np.ndarray:
-    return load_wine_data()[WINE_FEATURES].to_numpy(dtype=np.float64)
 
 
 @pytest.fixture(scope="module")

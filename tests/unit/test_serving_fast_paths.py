@@ -24,7 +24,10 @@ from serving.model import MlflowModel
 from serving.sklearn_fast import fast_predictor
 from tests.fixtures.models import WINE_FEATURES, WINE_TARGET, load_wine_data, train_tree_model, wine_feature_rows
 
-pytestmark = pytest.mark.filterwarnings("ignore:X does not have valid feature names")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:X does not have valid feature names"),
+    pytest.mark.usefixtures("one_openmp_thread"),  # tests/fixtures/fast_paths.py
+]
 
 REGRESSORS: dict[str, Callable[[], Any]] = {
     "decision-tree": lambda: tree.DecisionTreeRegressor(random_state=0),
@@ -46,20 +49,6 @@ CLASSIFIERS: dict[str, Callable[[], Any]] = {
 CASES = [(name, "predict") for name in REGRESSORS] + [
     (name, method) for name in CLASSIFIERS for method in ("predict", "predict_proba")
 ]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_openmp_thread() -> Iterator[None]:
-    """HistGradientBoosting's own predict spins OpenMP threads, which crawl on a busy 2-core machine."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="openmp"):
-        yield
-
-
-@pytest.fixture(scope="module")
-def wine_x() -> np.ndarray:
-    return load_wine_data()[WINE_FEATURES].to_numpy(dtype=np.float64)
 
 
 @pytest.fixture(scope="module")
