@@ -8,6 +8,7 @@ a probe request from it.
 
 import argparse
 import logging
+from importlib.metadata import version
 from pathlib import Path
 
 import mlflow
@@ -52,7 +53,22 @@ def main() -> None:
         mlflow.log_metrics(metrics)
         log.info("ElasticNet(alpha=%s, l1_ratio=%s): %s", alpha, l1_ratio, metrics)
         signature = infer_signature(train_x, predicted)
-        mlflow.sklearn.log_model(model, name="model", signature=signature, input_example=train_x.head(3))
+        mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=signature,
+            input_example=train_x.head(3),
+            pip_requirements=model_requirements(),
+        )
+
+
+def model_requirements() -> list[str]:
+    """The packages the model needs to load and predict, at the versions it was trained with.
+
+    Stated rather than left to MLflow: without ``pip_requirements`` MLflow infers them by
+    reloading the model in a subprocess, most of this script's run time (the same list).
+    """
+    return [f"{name}=={version(name)}" for name in ("numpy", "pandas", "scikit-learn", "scipy", "skops")]
 
 
 if __name__ == "__main__":
