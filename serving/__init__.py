@@ -11,6 +11,8 @@ parts, from the command line to a request's answer:
   scikit-learn models directly (no MLflow import: cold start), others via pyfunc. It reads
   MLmodel with ``common.mlmodel``, the reader the predictor step uses too.
 - ``sklearn_fast``: direct numpy predictions for linear scikit-learn models.
+- ``skops_linear``: a plain linear regressor's weights read from its skops file, without
+  importing scikit-learn or skops (cold start).
 - ``server``: runs ``kserve.ModelServer`` (REST and gRPC) on a host and ports.
 - ``workers``: ``--workers N|auto``, forked processes sharing the REST socket and the gRPC port.
 - ``fast_lane``: answers plain V2 JSON infer requests before KServe's FastAPI app does.

@@ -29,23 +29,84 @@ public path (KServe's own app for every request; the estimator's own
 are the same either way, only slower. One thing has no public path: KServe
 alone cannot listen on one address, so a ``--host`` other than all interfaces
 is then refused, never silently widened.
+
+One more leans on KServe's package layout rather than a name: ``kserve/__init__.py``
+imports KServe's Kubernetes client and its CRD classes, which the runtime never uses and
+which cost half a second of a cold start, so ``kserve_without_client`` (called here,
+before this module's own KServe import) lets the server modules import without it.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import inspect
 import logging
+import sys
 from collections.abc import Callable
+from importlib.machinery import ModuleSpec
+from types import ModuleType
 from typing import Any, NamedTuple
 
-import numpy as np
-import uvicorn
-from kserve import ModelServer
-
-from common.errors import StepError
-from serving.tree_walk import Node
-
 log = logging.getLogger(__name__)
+
+KSERVE = "kserve"
+
+
+# -- KServe: its server modules without its Kubernetes client --------------------------------------
+
+
+def kserve_without_client() -> None:
+    """Make ``kserve`` importable without running ``kserve/__init__.py`` until a name only it defines is used.
+
+    That file imports ``KServeClient`` (with the ``kubernetes`` package) and
+    ~80 generated CRD classes, none of which a server uses. The modules the
+    runtime imports (``kserve.model``, ``kserve.model_server``,
+    ``kserve.errors``, ``kserve.protocol.*``) import each other by module, not
+    through the package's names, so the package is registered as a module with
+    KServe's ``__path__`` and nothing run yet. The first lookup of any other
+    name on it (``from kserve import KServeClient``, ``kserve.Model``) runs
+    ``__init__.py`` in that same module, so every name is there and is the same
+    object as ever. A no-op when ``kserve`` is already imported; if KServe
+    cannot be found as a package, the normal import happens, later, as usual.
+    """
+    if KSERVE in sys.modules:
+        return
+    try:
+        spec = importlib.util.find_spec(KSERVE)
+    except (ImportError, ValueError) as e:
+        log.debug("kserve imports as usual: %s", e)
+        return
+    if spec is None or spec.loader is None or not spec.submodule_search_locations:
+        return
+    package = importlib.util.module_from_spec(spec)
+    package.__getattr__ = _run_init_on_first_use(package, spec)  # type: ignore[method-assign]
+    sys.modules[KSERVE] = package
+
+
+def _run_init_on_first_use(package: ModuleType, spec: ModuleSpec) -> Callable[[str], Any]:
+    def missing(name: str) -> Any:
+        if name.startswith("__") or "__getattr__" not in vars(package):
+            raise AttributeError(f"module {KSERVE!r} has no attribute {name!r}")
+        if importlib.util.find_spec(f"{KSERVE}.{name}") is not None:
+            return importlib.import_module(f"{KSERVE}.{name}")  # a submodule (``from . import context``)
+        del package.__getattr__
+        log.debug("running kserve/__init__.py for kserve.%s", name)
+        assert spec.loader is not None
+        spec.loader.exec_module(package)
+        return getattr(package, name)
+
+    return missing
+
+
+kserve_without_client()
+
+import numpy as np  # noqa: E402 - after kserve_without_client, which must run before any kserve import
+import uvicorn  # noqa: E402
+from kserve.model_server import ModelServer  # noqa: E402
+
+from common.errors import StepError  # noqa: E402
+from serving.tree_walk import Node  # noqa: E402
 
 ALL_INTERFACES = frozenset({"0.0.0.0", "::", ""})
 
@@ -294,3 +355,40 @@ def hist_trees(model: Any, method: str) -> HistTrees | None:
             )
     start = (np.zeros(model.n_trees_per_iteration_) + baseline).ravel()
     return HistTrees(stages=trees, baseline=start, categorical=categorical)
+
+
+# -- LightGBM: its C library and a Booster's handle in it ------------------------------------------
+
+LIGHTGBM_SINGLE_ROW = (
+    "LGBM_BoosterPredictForMatSingleRowFastInit",
+    "LGBM_BoosterPredictForMatSingleRowFast",
+    "LGBM_FastConfigFree",
+    "LGBM_GetLastError",
+)
+
+
+class LightgbmCApi(NamedTuple):
+    lib: Any  # the ctypes library the lightgbm package loaded
+    handle: Any  # the Booster's ctypes.c_void_p in it
+
+
+def lightgbm_c_api(booster: Any) -> LightgbmCApi | None:
+    """The library and handle ``lightgbm_fast`` calls LightGBM's single-row C API with, or None (logged).
+
+    The C functions are LightGBM's documented C API; reaching them from Python
+    needs the package's private ``lightgbm.basic._LIB`` and ``Booster._handle``.
+    """
+    try:
+        from lightgbm import basic
+    except ImportError as e:
+        problem: str | None = f"lightgbm.basic cannot be imported: {e}"
+    else:
+        lib, handle = getattr(basic, "_LIB", None), getattr(booster, "_handle", None)
+        missing = [name for name in LIGHTGBM_SINGLE_ROW if not hasattr(lib, name)]
+        problem = f"lightgbm.basic._LIB.{missing[0]} is gone" if missing else None
+        if problem is None and not isinstance(getattr(handle, "value", None), int):
+            problem = "lightgbm.Booster._handle is gone"
+        if problem is None:
+            return LightgbmCApi(lib=lib, handle=handle)
+    log.warning("LightGBM single-row fast path off (%s): Booster.predict answers", problem)
+    return None

@@ -3,9 +3,11 @@
 Cold start matters (KServe scales to zero; the local target waits for ready),
 so scikit-learn models are loaded straight from the file the ``sklearn``
 flavour names, with the serialisation MLmodel records (skops, the MLflow 3.17
-default; pickle; cloudpickle), without importing ``mlflow`` at all. Every other
-flavour, and sklearn models that bring their own code, go through
-``mlflow.pyfunc.load_model``.
+default; pickle; cloudpickle), without importing ``mlflow`` at all; a plain
+linear regressor saved with skops without importing scikit-learn either (its
+weights are read from the file, ``skops_linear``; the estimator loads on the
+first request that needs it). Every other flavour, and sklearn models that
+bring their own code, go through ``mlflow.pyfunc.load_model``.
 
 Loading a pickle (or a skops file whose trusted types the model itself lists)
 can run code from the artifact. Serving the model named by ``--model`` is the
@@ -20,9 +22,11 @@ import logging
 import os
 import pickle
 import tempfile
+import threading
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -30,7 +34,9 @@ from urllib.parse import urlparse
 from common.errors import InputError
 from common.mlmodel import MLMODEL, MLmodel, ModelError, Signature, SklearnFlavor, read_mlmodel
 from common.storage import LocalStore, open_store
-from serving.sklearn_fast import fast_predictor
+from serving.booster_fast import load_booster
+from serving.sklearn_fast import fast_predictor, linear_arithmetic
+from serving.skops_linear import read_linear_weights
 
 log = logging.getLogger(__name__)
 
@@ -113,25 +119,19 @@ def load_model(path: Path, environ: Mapping[str, str]) -> LoadedModel:
     _check_allowed(path, environ)
     sklearn = mlmodel.sklearn
     if sklearn is not None and not sklearn.has_code and sklearn.model_file:
-        predict_fn = mlmodel.predict_fn
-        model = _load_sklearn(path, sklearn)
-        predict = getattr(model, predict_fn, None)
-        if predict is None:
-            raise ModelLoadError(f"{path}: the scikit-learn model has no method {predict_fn!r} (MLmodel predict_fn)")
-        # Fitted on a DataFrame, sklearn warns on every numpy input; the fast path sends numpy on purpose.
-        warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
-        fast = fast_predictor(model, predict_fn)
-        log.info("loaded scikit-learn %s from %s%s", type(model).__name__, path, " (direct path)" if fast else "")
+        _warn_version(sklearn.sklearn_version)
+        linear = _read_linear(path, sklearn, signature) if mlmodel.predict_fn == "predict" else None
+        return linear or _load_estimator(path, sklearn, mlmodel.predict_fn, signature)
+    booster = load_booster(path, mlmodel, lambda flavor: _load_sklearn(path, flavor))
+    if booster is not None:
         return LoadedModel(
             path=path,
-            flavor="sklearn",
-            predict=predict,
+            flavor=booster.flavor,
+            predict=booster.predict,
             direct=True,
             signature=signature,
-            n_features=getattr(model, "n_features_in_", None),
-            # Fitted on named columns and no direct path: the model gets a DataFrame (a ColumnTransformer that
-            # selects columns by name cannot take an array).
-            predict_array=fast or (None if getattr(model, "feature_names_in_", None) is not None else predict),
+            n_features=booster.n_features,
+            predict_array=booster.predict_array,
         )
     if not mlmodel.has("python_function"):
         raise ModelLoadError(
@@ -139,6 +139,79 @@ def load_model(path: Path, environ: Mapping[str, str]) -> LoadedModel:
             "save it with an MLflow flavour that supports pyfunc",
         )
     return _load_pyfunc(path, signature)
+
+
+def _load_estimator(path: Path, sklearn: SklearnFlavor, predict_fn: str, signature: Signature | None) -> LoadedModel:
+    model = _load_sklearn(path, sklearn)
+    predict = getattr(model, predict_fn, None)
+    if predict is None:
+        raise ModelLoadError(f"{path}: the scikit-learn model has no method {predict_fn!r} (MLmodel predict_fn)")
+    _quiet_feature_names()
+    fast = fast_predictor(model, predict_fn)
+    log.info("loaded scikit-learn %s from %s%s", type(model).__name__, path, " (direct path)" if fast else "")
+    return LoadedModel(
+        path=path,
+        flavor="sklearn",
+        predict=predict,
+        direct=True,
+        signature=signature,
+        n_features=getattr(model, "n_features_in_", None),
+        # Fitted on named columns and no direct path: the model gets a DataFrame (a ColumnTransformer that
+        # selects columns by name cannot take an array).
+        predict_array=fast or (None if getattr(model, "feature_names_in_", None) is not None else predict),
+    )
+
+
+def _read_linear(path: Path, sklearn: SklearnFlavor, signature: Signature | None) -> LoadedModel | None:
+    """A plain linear regressor served from the weights in its skops file, with no scikit-learn import.
+
+    That import (through skops) is most of a cold start; arrays are answered by
+    ``sklearn_fast``'s arithmetic from the file's ``coef_`` and ``intercept_``
+    (see ``skops_linear``), and the estimator itself is loaded on the first
+    request that needs it (a DataFrame). None when the file holds anything else.
+    """
+    file = path / str(sklearn.model_file)
+    if sklearn.serialization_format != "skops" or not file.is_file():
+        return None
+    weights = read_linear_weights(file)
+    if weights is None:
+        return None
+    log.info("loaded scikit-learn %s from %s (direct path, weights read from its skops file)", weights.class_name, path)
+    _quiet_feature_names()
+    return LoadedModel(
+        path=path,
+        flavor="sklearn",
+        predict=LazyEstimator(path, sklearn, "predict"),
+        direct=True,
+        signature=signature,
+        n_features=weights.n_features,
+        predict_array=linear_arithmetic(weights.coef, weights.intercept, weights.n_features, weights.class_name),
+    )
+
+
+class LazyEstimator:
+    """A scikit-learn model's ``predict_fn``, the estimator loaded from its file on the first call."""
+
+    def __init__(self, path: Path, sklearn: SklearnFlavor, predict_fn: str) -> None:
+        self.path, self.sklearn, self.predict_fn = path, sklearn, predict_fn
+        self._predict: Callable[[Any], Any] | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, data: Any) -> Any:
+        if self._predict is None:
+            with self._lock:
+                if self._predict is None:
+                    log.info(
+                        "loading the scikit-learn estimator from %s for a request the weights alone cannot answer",
+                        self.path,
+                    )
+                    self._predict = getattr(_load_sklearn(self.path, self.sklearn), self.predict_fn)
+        return self._predict(data)
+
+
+def _quiet_feature_names() -> None:
+    """Fitted on a DataFrame, sklearn warns on every numpy input; the fast path sends numpy on purpose."""
+    warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
 
 
 def _signature(mlmodel: MLmodel) -> Signature | None:
@@ -164,7 +237,6 @@ def _load_sklearn(path: Path, sklearn: SklearnFlavor) -> Any:
     if not file.is_file():
         raise ModelLoadError(f"{file}: missing, though MLmodel's sklearn flavour names it")
     serialization = sklearn.serialization_format
-    _warn_version(sklearn.sklearn_version)
     try:
         if serialization == "skops":
             return _load_skops(file, sklearn.trusted_types)
@@ -200,11 +272,14 @@ def _load_skops(file: Path, trusted: tuple[str, ...]) -> Any:
 
 
 def _warn_version(saved: str | None) -> None:
+    """Says when the model's scikit-learn is not this runtime's (read from metadata: no scikit-learn import)."""
     if not saved:
         return
-    import sklearn
-
-    installed = sklearn.__version__
+    try:
+        installed = version("scikit-learn")
+    except PackageNotFoundError:
+        log.warning("the model was saved with scikit-learn %s; this runtime has none", saved)
+        return
     if saved != installed:
         log.warning("the model was saved with scikit-learn %s; this runtime has %s", saved, installed)
 

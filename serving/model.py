@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from kserve import Model
 from kserve.errors import InferenceError, InvalidInput
+from kserve.model import Model
 from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse
 from kserve.utils.numpy_codec import from_np_dtype
 

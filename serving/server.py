@@ -28,8 +28,8 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from kserve import ModelServer
 from kserve.errors import InvalidInput, ModelNotFound
+from kserve.model_server import ModelServer
 
 from common.errors import StepError
 from serving.fast_lane import InferFastLane

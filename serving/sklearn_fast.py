@@ -49,25 +49,30 @@ def _unchecked(model: Any, method: str) -> Callable[[np.ndarray], np.ndarray] | 
 
 def _agrees_exactly(model: Any, method: str, predict: Callable[[np.ndarray], np.ndarray]) -> bool:
     """True when ``predict`` gives ``model.<method>``'s answers on probe rows, to the bit (floats: 1e-12 relative)."""
-    width = model.n_features_in_
+    name = f"{type(model).__name__}.{method}"
+    return agrees_exactly(getattr(model, method), predict, model.n_features_in_, name, method)
+
+
+def agrees_exactly(
+    own: Callable[[np.ndarray], Any], predict: Callable[[np.ndarray], Any], width: int, name: str, instead: str
+) -> bool:
+    """True when ``predict`` gives ``own``'s answers on probe rows of ``width`` features; the log names both."""
     rng = np.random.default_rng(0)
     probes = np.vstack(
         [np.zeros(width), np.ones(width), rng.normal(size=(6, width)) * 100, rng.normal(size=(8, width))]
     )
     try:
-        ours, theirs = np.asarray(predict(probes)), np.asarray(getattr(model, method)(probes))
+        ours, theirs = np.asarray(predict(probes)), np.asarray(own(probes))
         same = ours.shape == theirs.shape and ours.dtype == theirs.dtype
         if same and ours.dtype.kind == "f":
             same = np.allclose(ours, theirs, rtol=1e-12, atol=0)
         elif same:
             same = np.array_equal(ours, theirs)
     except Exception as e:  # noqa: BLE001 - any failure just means: do not take the shortcut
-        log.warning(
-            "no direct path for %s.%s (%s: %s); using it as is", type(model).__name__, method, type(e).__name__, e
-        )
+        log.warning("no direct path for %s (%s: %s); using it as is", name, type(e).__name__, e)
         return False
     if not same:
-        log.warning("the direct path disagrees with %s.%s; using %s", type(model).__name__, method, method)
+        log.warning("the direct path disagrees with %s; using %s", name, instead)
     return bool(same)
 
 
@@ -75,22 +80,26 @@ def linear_predictor(model: Any) -> Callable[[np.ndarray], np.ndarray] | None:
     """``X -> predictions`` equal to ``model.predict(X)`` for dense 2-D numeric X, or None if unsafe."""
     if not is_plain_linear(model):
         return None
-    kind = type(model)
     coef = getattr(model, "coef_", None)
     width = getattr(model, "n_features_in_", None)
     if not isinstance(coef, np.ndarray) or coef.ndim not in (1, 2) or not isinstance(width, int):
         return None
+    predict = linear_arithmetic(coef, model.intercept_, width, type(model).__name__)
+    return predict if _agrees(model, predict, width) else None
+
+
+def linear_arithmetic(coef: np.ndarray, intercept: Any, width: int, name: str) -> Callable[[np.ndarray], np.ndarray]:
+    """``X -> X @ coef.T + intercept`` with the input checks of scikit-learn's ``predict`` (``name`` in messages)."""
     weights = coef if coef.ndim == 1 else coef.T
-    intercept = model.intercept_
 
     def predict(x: np.ndarray) -> np.ndarray:
         if x.ndim != 2 or x.shape[1] != width:
-            raise ValueError(f"X has {x.shape[-1]} features, but {kind.__name__} is expecting {width} features")
+            raise ValueError(f"X has {x.shape[-1]} features, but {name} is expecting {width} features")
         if x.dtype.kind == "f" and not np.isfinite(x).all():
             raise ValueError("Input X contains NaN or infinity")
         return x @ weights + intercept
 
-    return predict if _agrees(model, predict, width) else None
+    return predict
 
 
 def _agrees(model: Any, predict: Callable[[np.ndarray], np.ndarray], width: int) -> bool:

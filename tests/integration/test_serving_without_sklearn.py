@@ -9,7 +9,9 @@ unimportable (``tests.fixtures.runtime_only``, which checks the hook is in
 force), and must load and answer for pyfunc models with tensor signatures
 (their code needs only mlflow and numpy). They also exercise V2 tensor inputs
 end to end: named tensors in, the output signature's names and datatypes out,
-and one unnamed tensor under any name for a single-input model.
+and one unnamed tensor under any name for a single-input model. A plain linear
+scikit-learn model saved with skops needs neither either: it is served from the
+weights in its file (``serving.skops_linear``).
 """
 
 from __future__ import annotations
@@ -205,3 +207,32 @@ def test_single_input_model_takes_one_tensor_under_any_name(scale_server: str, n
     (output,) = response.json()["outputs"]
     assert (output["name"], output["datatype"], output["shape"]) == ("output-0", "FP32", [2, 3])
     assert output["data"] == [2, 4, 6, 8, 10, 13]
+
+
+# -- a plain linear scikit-learn model (skops) is served from its weights: no scikit-learn needed ----------
+
+
+@pytest.fixture(scope="module")
+def wine_server(wine_model_dir: Path) -> Iterator[str]:
+    yield from serve_without_sklearn(wine_model_dir, "wine")
+
+
+def test_a_linear_skops_model_is_served_without_scikit_learn(wine_server: str, wine_model_dir: Path) -> None:
+    import mlflow.sklearn
+
+    from tests.fixtures.models import WINE_FEATURES, load_wine_data
+
+    rows = load_wine_data()[WINE_FEATURES].head(5)
+    tensor = {"name": "input-0", "shape": [5, 11], "datatype": "FP64", "data": rows.to_numpy().ravel().tolist()}
+    response = infer(wine_server, "wine", [tensor])
+    assert response.status_code == 200, response.text
+    assert_oip(response.json(), "inference_response")
+    (output,) = response.json()["outputs"]
+    expected = mlflow.sklearn.load_model(str(wine_model_dir)).predict(rows)
+    assert output["data"] == pytest.approx(expected.tolist(), rel=1e-12)
+    # A DataFrame request needs the estimator itself, which needs scikit-learn: a 500 that says what is missing.
+    columns = [{"name": name, "shape": [1], "datatype": "FP64", "data": [rows[name].iloc[0]]} for name in WINE_FEATURES]
+    body = {"inputs": columns, "parameters": {"content_type": "pd"}}
+    response = requests.post(f"{wine_server}/v2/models/wine/infer", json=body, timeout=30)
+    assert response.status_code == 500, response.text
+    assert "model.skops: cannot load the skops model (ModuleNotFoundError" in response.json()["error"]

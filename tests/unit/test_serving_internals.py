@@ -113,13 +113,14 @@ def test_without_sklearn_internals_the_estimators_predict_answers_the_same(
     why: str,
     fast: MlflowModel,
     estimator_predictions: np.ndarray,
-    wine_model_dir: Path,
+    wine_model_pickle_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     take_away(monkeypatch)
+    # The pickled model: a skops one is served from its weights without scikit-learn (test_serving_cold_start).
     with caplog.at_level("WARNING", logger="serving.internals"):
-        fallback = loaded(wine_model_dir)
+        fallback = loaded(wine_model_pickle_dir)
     (line,) = warnings_about(caplog, SKLEARN_OFF)
     assert why in line
     # No direct path: the estimator's own, public predict serves, given a DataFrame (it was fitted on named columns).
