@@ -6,7 +6,8 @@ flavour names, with the serialisation MLmodel records (skops, the MLflow 3.17
 default; pickle; cloudpickle), without importing ``mlflow`` at all; a plain
 linear regressor saved with skops without importing scikit-learn either (its
 weights are read from the file, ``skops_linear``; the estimator loads on the
-first request that needs it). Every other flavour, and sklearn models that
+first request that needs it). XGBoost and LightGBM models are loaded with
+their own library (``booster_fast``). Every other flavour, and models that
 bring their own code, go through ``mlflow.pyfunc.load_model``.
 
 Loading a pickle (or a skops file whose trusted types the model itself lists)
@@ -52,9 +53,10 @@ class ModelLoadError(ModelError):
 class LoadedModel:
     """A model ready to predict, and what the runtime needs to know about it.
 
-    ``direct`` is True for scikit-learn models: ``predict_array`` takes a 2-D
-    numpy array as is (the fast path; for linear models a direct computation,
-    see ``sklearn_fast``), ``predict`` the estimator's own (DataFrames too).
+    ``direct`` is True for scikit-learn, XGBoost and LightGBM models:
+    ``predict_array`` takes a 2-D numpy array as is (the fast path, see
+    ``sklearn_fast`` and ``booster_fast``), ``predict`` the model's own
+    (DataFrames too).
     Otherwise ``predict`` is a pyfunc's, which wants a DataFrame for column
     signatures.
     """
