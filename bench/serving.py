@@ -1,16 +1,24 @@
-"""Serving benchmark: our V2 runtime against ``mlflow models serve``, same wine models, same load.
+"""Serving benchmark: our V2 runtime against ``mlflow models serve`` and MLServer, same wine models, same load.
 
 For each model (``MODELS``: the example's ElasticNet, a RandomForestRegressor
-of 50 trees of depth 8, a HistGradientBoostingRegressor of 100 iterations;
-all saved by MLflow 3.17 with its default skops serialisation) both servers
-serve it with one worker, on loopback. Each round drives one server with the
-same bounded, closed-loop load (``wrk``: 1 thread, ``CONNECTIONS``
+of 50 trees of depth 8, a HistGradientBoostingRegressor of 100 iterations, a
+Pipeline of StandardScaler and that forest, all saved by MLflow 3.17 with its
+default skops serialisation; an XGBRegressor and an LGBMRegressor of 50 trees,
+saved by ``mlflow.xgboost`` and ``mlflow.lightgbm``) the three servers serve it
+with one worker each, on loopback: ours, ``mlflow models serve -w 1``, and
+MLServer with its MLflow runtime (``bench/_mlserver.py``: its own virtualenv,
+one process). Each server's answer to the probe row and to the batch must equal
+ours (1e-12 relative) before it is measured. Each round drives one server with
+the same bounded, closed-loop load (``wrk``: 1 thread, ``CONNECTIONS``
 connections, ``DURATION`` seconds, requests in each server's native form: the
-V2 real-client body for ours, ``dataframe_split`` for MLflow's), and rounds
-alternate A/B/B/A so drift on a shared machine hits both alike: first 1-row
+V2 body of one FP64 ``input-0`` tensor for ours, ``dataframe_split`` for MLflow's, one named
+tensor per column for MLServer's, which rejects the unnamed one), and rounds
+alternate A/B/C/C/B/A so drift on a shared machine hits all alike: first 1-row
 requests (req/s, p50, p99), then ``BATCH_ROWS``-row requests (rows/s). One
-table sums it up. Then, for the linear model, each server's cold start (spawn
-to first 200 on its readiness route) is timed.
+table per part sums it up; a peer that cannot serve a model (it fails to start
+or load, or answers differently) shows ``n/a`` in its cells and the reason under
+the table. Then, for the linear model, each server's cold start (spawn to first
+200 on its readiness route) is timed.
 
 Targets (issue): >= 4x MLflow's req/s on 1-row requests and p99 <= 5 ms for
 every model, >= 4x MLflow's rows/s on 1,000-row requests, cold start to ready
@@ -19,36 +27,40 @@ seconds at ready are printed beside cold start, as the figure a busy machine
 distorts least.
 
 Then our runtime alone: 1 worker against 2 (``--workers``, same wrk load), and
-REST against gRPC (the same 1-row FP32 tensor, one worker, from Python
+REST against gRPC (the same 1-row FP64 tensor, one worker, from Python
 clients on both sides: ``requests`` sessions and a gRPC channel with KServe's
 stubs, ``CONNECTIONS`` threads each), as ratios.
 
 Tunables (env): BENCH_SERVING_ROUNDS (4), BENCH_SERVING_DURATION (5 s),
 BENCH_SERVING_CONNECTIONS (4), BENCH_SERVING_COLD (5 starts each; the target is a median of 5),
-BENCH_SERVING_MODELS (``linear,random_forest,hist_gradient_boosting,scaled_forest``; the last a
-Pipeline of StandardScaler and the random forest),
+BENCH_SERVING_MODELS (``linear,random_forest,hist_gradient_boosting,scaled_forest,xgboost,lightgbm``;
+``scaled_forest`` is the Pipeline of StandardScaler and the random forest),
 BENCH_SERVING_BATCH_ROWS (1000).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 import requests
 
+from bench import _mlserver
 from common.polling import wait_until
 from common.ports import free_port
 from common.processes import stop_process_group
@@ -62,7 +74,9 @@ ROUNDS = int(os.environ.get("BENCH_SERVING_ROUNDS", "4"))
 DURATION = int(os.environ.get("BENCH_SERVING_DURATION", "5"))
 CONNECTIONS = int(os.environ.get("BENCH_SERVING_CONNECTIONS", "4"))
 COLD_STARTS = int(os.environ.get("BENCH_SERVING_COLD", "5"))
-MODELS = os.environ.get("BENCH_SERVING_MODELS", "linear,random_forest,hist_gradient_boosting,scaled_forest").split(",")
+MODELS = os.environ.get(
+    "BENCH_SERVING_MODELS", "linear,random_forest,hist_gradient_boosting,scaled_forest,xgboost,lightgbm"
+).split(",")
 BATCH_ROWS = int(os.environ.get("BENCH_SERVING_BATCH_ROWS", "1000"))
 
 
@@ -76,6 +90,7 @@ class Server:
     infer_path: str
     body: str
     env: dict[str, str]
+    cwd: Path = ROOT
 
 
 @dataclass(frozen=True)
@@ -86,7 +101,8 @@ class Load:
     errors: int
 
 
-def servers(model_dir: Path, rows: list[list[float]], columns: list[str]) -> tuple[Server, Server]:
+def servers(model_dir: Path, rows: list[list[float]], columns: list[str], mlserver: Path | None) -> list[Server]:
+    """Ours, ``mlflow models serve``, and MLServer when its virtualenv's ``bin`` (``mlserver``) is given."""
     env = {
         **os.environ,
         # `mlflow models serve` runs `bash -c 'exec uvicorn ...'`: uvicorn must be on PATH.
@@ -114,8 +130,10 @@ def servers(model_dir: Path, rows: list[list[float]], columns: list[str]) -> tup
         ],  # fmt: skip
         ready_path="/v2/health/ready",
         infer_path="/v2/models/wine/infer",
+        # FP64, the signature's type, as the peers get: an FP32 tensor is rounded to float32 first, and a value
+        # that crosses a split then (a HistGradientBoosting row of the wine set does) is another input.
         body=json.dumps(
-            {"inputs": [{"name": "input-0", "shape": [len(rows), len(columns)], "datatype": "FP32", "data": rows}]}
+            {"inputs": [{"name": "input-0", "shape": [len(rows), len(columns)], "datatype": "FP64", "data": rows}]}
         ),
         env=env,
     )
@@ -141,19 +159,40 @@ def servers(model_dir: Path, rows: list[list[float]], columns: list[str]) -> tup
         body=json.dumps({"dataframe_split": {"columns": columns, "data": rows}}),
         env=env,
     )
-    return ours, theirs
+    if mlserver is None:
+        return [ours, theirs]
+    repository = _mlserver.model_repository(model_dir)
+    seldon = Server(
+        label="mlserver",
+        argv=[str(mlserver / "mlserver"), "start", str(repository)],
+        ready_path=f"/v2/models/{_mlserver.MODEL_NAME}/ready",
+        infer_path=f"/v2/models/{_mlserver.MODEL_NAME}/infer",
+        body=json.dumps(_mlserver.named_request(rows, columns)),
+        env={
+            **{name: value for name, value in env.items() if name != "PYTHONPATH"},  # none of our modules
+            "PATH": f"{mlserver}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+            **_mlserver.server_environment(repository, "{port}", "{grpc_port}", "{metrics_port}"),
+        },
+        cwd=repository,
+    )
+    return [ours, theirs, seldon]
 
 
 @contextmanager
 def started(server: Server) -> Iterator[tuple[str, float, float]]:
-    """Start ``server``; yields (base URL, seconds to ready, CPU seconds at ready); stops it after."""
-    port, grpc_port = free_port(with_grpc=False), free_port(with_grpc=False)
-    argv = [a.replace("{port}", str(port)).replace("{grpc_port}", str(grpc_port)) for a in server.argv]
+    """Start ``server``; yields (base URL, seconds to ready, CPU seconds at ready); stops it after.
+
+    ``{port}``, ``{grpc_port}`` and ``{metrics_port}`` in its argv and environment become free ports.
+    """
+    ports = {name: str(free_port(with_grpc=False)) for name in ("{port}", "{grpc_port}", "{metrics_port}")}
+    port, grpc_port = ports["{port}"], ports["{grpc_port}"]
+    argv = [with_ports(a, ports) for a in server.argv]
+    env = {name: with_ports(value, ports) for name, value in server.env.items()}
     began = time.monotonic()
     process = subprocess.Popen(
         argv,
-        cwd=ROOT,
-        env=server.env,
+        cwd=server.cwd,
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -168,6 +207,12 @@ def started(server: Server) -> Iterator[tuple[str, float, float]]:
         stop_process_group(process, timeout=20)
 
 
+def with_ports(text: str, ports: dict[str, str]) -> str:
+    for placeholder, port in ports.items():
+        text = text.replace(placeholder, port)
+    return text
+
+
 def wait_ready(url: str, process: subprocess.Popen[str], began: float) -> float:
     """Seconds from ``began`` until ``url`` answers 200, polled every 5 ms (it is the cold-start figure)."""
     session = requests.Session()
@@ -177,7 +222,7 @@ def wait_ready(url: str, process: subprocess.Popen[str], began: float) -> float:
             raise RuntimeError(f"{url}: server exited with {process.returncode}: {process.stderr.read()[-2000:]}")
         try:
             return session.get(url, timeout=2).status_code == 200
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or busy loading
             return False
 
     if not wait_until(answered, timeout=START_TIMEOUT - (time.monotonic() - began), interval=0.005):
@@ -199,10 +244,44 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def check_answer(url: str, server: Server) -> None:
+@dataclass(frozen=True)
+class Answer:
+    """A server's predictions, flat, and whether it says they are FP32 (MLflow's answer does not say)."""
+
+    values: list[float]
+    fp32: bool = False
+
+
+def answer(url: str, server: Server) -> Answer:
+    """``server``'s predictions for its body: a V2 response's first output, or MLflow's ``predictions``."""
     response = requests.post(url + server.infer_path, data=server.body, headers={"content-type": "application/json"})
     if response.status_code != 200:
         raise RuntimeError(f"{server.label}: {response.status_code} {response.text[:500]}")
+    payload = response.json()
+    if "predictions" in payload:
+        return Answer([float(value) for value in _flat(payload["predictions"])])
+    output = payload["outputs"][0]
+    return Answer([float(value) for value in _flat(output["data"])], output["datatype"] == "FP32")
+
+
+def _flat(values: list) -> Iterator[float]:
+    for value in values:
+        yield from _flat(value) if isinstance(value, list) else (value,)
+
+
+def same_answers(ours: Answer, theirs: Answer, label: str) -> None:
+    """Raise unless ``theirs`` is ours, value by value: the same float32 when ours is FP32 (XGBoost predicts
+    in float32; JSON spells it shortest or widened), else to 1e-12 relative (the fast paths' own bound)."""
+    if len(ours.values) != len(theirs.values):
+        raise RuntimeError(f"{label} answered {len(theirs.values)} predictions, ours {len(ours.values)}")
+    for row, (mine, other) in enumerate(zip(ours.values, theirs.values, strict=True)):
+        same = as_fp32(mine) == as_fp32(other) if ours.fp32 else math.isclose(mine, other, rel_tol=1e-12, abs_tol=0)
+        if not same:
+            raise RuntimeError(f"{label} answered {other!r} for row {row}, ours {mine!r}")
+
+
+def as_fp32(value: float) -> bytes:
+    return struct.pack("<f", value)
 
 
 def drive(url: str, server: Server) -> Load:
@@ -285,7 +364,7 @@ def drive_threads(client: Callable[[], Callable[[], bool]]) -> Load:
 
 
 def save_model(folder: Path, kind: str) -> tuple[Path, list[list[float]], list[str]]:
-    """The wine model of ``kind`` (``linear``, ``scaled_forest``, a fixtures' ``TREE_MODELS``) in ``folder``."""
+    """The wine model of ``kind`` (``linear``, ``scaled_forest``, ``BOOSTED``, ``TREE_MODELS``) in ``folder``."""
     sys.path.insert(0, str(ROOT))
     from tests.fixtures.models import WINE_FEATURES, save_tree_model, save_wine_model, wine_feature_rows
 
@@ -294,6 +373,8 @@ def save_model(folder: Path, kind: str) -> tuple[Path, list[list[float]], list[s
         model_dir = save_wine_model(path)
     elif kind == "scaled_forest":
         model_dir = save_scaled_forest(path)
+    elif kind in BOOSTED:
+        model_dir = save_boosted_model(path, kind)
     else:
         model_dir = save_tree_model(path, kind)
     return model_dir, wine_feature_rows(BATCH_ROWS), WINE_FEATURES
@@ -313,94 +394,217 @@ def save_scaled_forest(path: Path) -> Path:
     return save_skops_model(model, train_x, path)
 
 
+# The boosting libraries' own regressors, each saved by its MLflow flavour; the library's pip name.
+BOOSTED = {"xgboost": "xgboost-cpu", "lightgbm": "lightgbm"}
+
+
+def save_boosted_model(path: Path, kind: str) -> Path:
+    """``XGBRegressor`` (50 trees, depth 6) or ``LGBMRegressor`` (50 trees) on the fixtures' wine split.
+
+    Saved by ``mlflow.xgboost`` (``model.ubj``) or ``mlflow.lightgbm`` (skops, trusting the types it holds),
+    with a signature; the requirements are given, since inferring them reloads the model in a subprocess.
+    """
+    import mlflow.lightgbm
+    import mlflow.xgboost
+    import skops.io
+    from mlflow.models import infer_signature
+    from sklearn.model_selection import train_test_split
+
+    from tests.fixtures.models import WINE_TARGET, load_wine_data
+
+    train, _ = train_test_split(load_wine_data(), test_size=0.25, random_state=42)
+    train_x, quality = train.drop(columns=[WINE_TARGET]), train[WINE_TARGET]
+    requirements = [f"{name}=={version(name)}" for name in ("mlflow", BOOSTED[kind], "numpy", "pandas", "scikit-learn")]
+    if kind == "xgboost":
+        import xgboost
+
+        model = xgboost.XGBRegressor(n_estimators=50, max_depth=6, random_state=42).fit(train_x, quality)
+        save, extra = mlflow.xgboost.save_model, {}
+    else:
+        import lightgbm
+
+        model = lightgbm.LGBMRegressor(n_estimators=50, random_state=42, verbose=-1).fit(train_x, quality)
+        trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+        save, extra = mlflow.lightgbm.save_model, {"skops_trusted_types": trusted}
+        requirements.append(f"skops=={version('skops')}")
+    signature = infer_signature(train_x, model.predict(train_x))
+    save(model, str(path), signature=signature, input_example=train_x.head(3), pip_requirements=requirements, **extra)
+    return path
+
+
 @dataclass(frozen=True)
 class Compared:
-    """One model's medians, ours and MLflow's: 1-row (req/s, p50, p99, errors) and batch rows/s."""
+    """One model's medians per server: 1-row (req/s, p50, p99, errors), batch (rows/s, ...); why a peer has none."""
 
     one_row: dict[str, tuple[float, float, float, int]]
-    batch_rows_per_second: dict[str, float]
+    batch: dict[str, tuple[float, float, float, int]]
+    missing: dict[str, str]
 
 
-def compare(kind: str, model_dir: Path, rows: list[list[float]], columns: list[str]) -> Compared:
-    """A/B rounds of 1-row then ``BATCH_ROWS``-row requests against both servers of one model."""
-    ours, theirs = servers(model_dir, rows[:1], columns)
-    batch = dict(zip((ours.label, theirs.label), servers(model_dir, rows, columns), strict=True))
-    print(f"{kind}: {model_dir}; wrk -t1 -c{CONNECTIONS} -d{DURATION}s, {ROUNDS} rounds A/B/B/A", flush=True)
-    loads: dict[str, list[Load]] = {ours.label: [], theirs.label: []}
-    batches: dict[str, list[Load]] = {ours.label: [], theirs.label: []}
-    with started(ours) as (our_url, _, _), started(theirs) as (their_url, _, _):
-        urls = {ours.label: our_url, theirs.label: their_url}
-        for server in (ours, theirs):
-            check_answer(urls[server.label], server)
-            check_answer(urls[server.label], batch[server.label])
-            drive_python_warmup(urls[server.label], server)
-        for round_ in range(ROUNDS):
-            order = (ours, theirs) if round_ % 2 == 0 else (theirs, ours)
-            for server in order:
-                load = drive(urls[server.label], server)
-                loads[server.label].append(load)
-                print(
-                    f"  round {round_ + 1} {server.label:7s} {load.requests_per_second:8.0f} req/s  "
-                    f"p50 {load.p50_ms:6.2f} ms  p99 {load.p99_ms:6.2f} ms  errors {load.errors}",
-                    flush=True,
-                )
-        for round_ in range(ROUNDS):
-            order = (ours, theirs) if round_ % 2 == 0 else (theirs, ours)
-            for server in order:
-                load = drive(urls[server.label], batch[server.label])
-                batches[server.label].append(load)
-                print(
-                    f"  round {round_ + 1} {server.label:7s} {load.requests_per_second * len(rows):10.0f} rows/s "
-                    f"({len(rows)}-row requests, p99 {load.p99_ms:.1f} ms, errors {load.errors})",
-                    flush=True,
-                )
+def compare(kind: str, model_dir: Path, rows: list[list[float]], columns: list[str], mlserver: Path | None) -> Compared:
+    """Rounds of 1-row then ``BATCH_ROWS``-row requests against every server of one model, alternating order.
+
+    Ours must start and answer; a peer that does not start, fails or answers differently from ours is left
+    out with its reason.
+    """
+    one_row = servers(model_dir, rows[:1], columns, mlserver)
+    batch = {server.label: server for server in servers(model_dir, rows, columns, mlserver)}
+    print(f"{kind}: {model_dir}; wrk -t1 -c{CONNECTIONS} -d{DURATION}s, {ROUNDS} rounds A/B/C/C/B/A", flush=True)
+    missing: dict[str, str] = {}
+    urls: dict[str, str] = {}
+    with ExitStack() as running:
+        ours = one_row[0]
+        urls[ours.label] = running.enter_context(started(ours))[0]
+        expected = answer(urls[ours.label], ours), answer(urls[ours.label], batch[ours.label])
+        drive_python_warmup(urls[ours.label], ours)
+        for peer in one_row[1:]:
+            try:
+                urls[peer.label] = start_checked(running, peer, batch[peer.label], expected)
+            except (RuntimeError, requests.RequestException) as error:
+                missing[peer.label] = one_line(error)
+                print(f"  {peer.label}: left out: {missing[peer.label]}", flush=True)
+        active = [server for server in one_row if server.label in urls]
+        loads = rounds(urls, active, rows=1)
+        batches = rounds(urls, [batch[server.label] for server in active], rows=len(rows))
     return Compared(
         one_row={label: summarise(runs) for label, runs in loads.items()},
-        batch_rows_per_second={
-            label: statistics.median(r.requests_per_second for r in runs) * len(rows) for label, runs in batches.items()
-        },
+        batch={label: rows_per_second(summarise(runs), len(rows)) for label, runs in batches.items()},
+        missing=missing,
     )
 
 
-def print_table(results: dict[str, Compared]) -> None:
-    """One line per model: ours and MLflow's 1-row req/s and p99, batch rows/s, the ratios against the targets."""
+def rows_per_second(summary: tuple[float, float, float, int], rows: int) -> tuple[float, float, float, int]:
+    return summary[0] * rows, *summary[1:]
+
+
+def start_checked(running: ExitStack, server: Server, batch: Server, expected: tuple[Answer, Answer]) -> str:
+    """Start a peer and keep it running in ``running`` once it answers both bodies as ours did; its URL."""
+    with ExitStack() as own:
+        url = own.enter_context(started(server))[0]
+        same_answers(expected[0], answer(url, server), server.label)
+        same_answers(expected[1], answer(url, batch), server.label)
+        drive_python_warmup(url, server)
+        running.enter_context(own.pop_all())
+    return url
+
+
+def rounds(urls: dict[str, str], active: list[Server], rows: int) -> dict[str, list[Load]]:
+    """``ROUNDS`` rounds of the same load on each server, the order reversed every other round (A/B/C/C/B/A)."""
+    loads: dict[str, list[Load]] = {server.label: [] for server in active}
+    for round_ in range(ROUNDS):
+        for server in active if round_ % 2 == 0 else active[::-1]:
+            load = drive(urls[server.label], server)
+            loads[server.label].append(load)
+            rate = (
+                f"{load.requests_per_second:8.0f} req/s"
+                if rows == 1
+                else f"{load.requests_per_second * rows:10.0f} rows/s"
+            )
+            print(
+                f"  round {round_ + 1} {server.label:8s} {rate}  p50 {load.p50_ms:6.2f} ms  p99 {load.p99_ms:6.2f} ms"
+                f"  errors {load.errors}" + ("" if rows == 1 else f"  ({rows}-row requests)"),
+                flush=True,
+            )
+    return loads
+
+
+def one_line(error: BaseException) -> str:
+    """The line of an error that says why (a server's stderr ends with its exception), shortened."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
+    return lines[-1][:200]
+
+
+LABELS = ("fuseml", "mlflow", "mlserver")
+PEERS = LABELS[1:]
+
+
+def print_tables(results: dict[str, Compared]) -> None:
+    """One table per part (1-row requests, ``BATCH_ROWS``-row requests): every server, ratios, targets."""
+    print_table(results, "1-row requests, req/s", lambda r: r.one_row, p99_target=True)
+    print_table(results, f"{BATCH_ROWS}-row requests, rows/s", lambda r: r.batch, p99_target=False)
+    print("MLServer gets one named FP64 tensor per signature column (it rejects our unnamed `input-0` tensor).")
+
+
+def print_table(
+    results: dict[str, Compared],
+    title: str,
+    part: Callable[[Compared], dict[str, tuple[float, float, float, int]]],
+    p99_target: bool,
+) -> None:
+    """Throughput per server, ours over each peer, p99 per server, then the targets (>= 4x mlflow; p99 <= 5 ms)."""
+    print(f"\n{title}; one worker each; medians of {ROUNDS} rounds")
     print(
-        f"{'model':24s} {'ours req/s':>10s} {'mlflow':>8s} {'ratio':>7s} {'our p99':>8s} {'mlflow p99':>10s}   "
-        f"{'ours rows/s':>11s} {'mlflow':>9s} {'ratio':>7s}   targets (>= 4x, <= 5 ms, >= 4x)"
-    )
+        f"{'model':24s}" + "".join(f"{label:>10s}" for label in LABELS)
+        + "".join(f"{'/' + peer:>10s}" for peer in PEERS)
+        + "".join(f"{'p99 ' + label:>14s}" for label in LABELS)
+        + "   targets"
+    )  # fmt: skip
+    notes: list[str] = []
     for kind, result in results.items():
-        ours, theirs = result.one_row["fuseml"], result.one_row["mlflow"]
-        our_rows, their_rows = result.batch_rows_per_second["fuseml"], result.batch_rows_per_second["mlflow"]
-        ratio, batch_ratio = ours[0] / theirs[0], our_rows / their_rows
-        verdict = " ".join("met" if ok else "NOT met" for ok in (ratio >= 4, ours[2] <= 5, batch_ratio >= 4))
-        print(
-            f"{kind:24s} {ours[0]:10.0f} {theirs[0]:8.0f} {ratio:6.1f}x {ours[2]:6.2f}ms {theirs[2]:8.2f}ms   "
-            f"{our_rows:11.0f} {their_rows:9.0f} {batch_ratio:6.1f}x   {verdict}"
+        figures = part(result)
+        cells = {label: "n/a" for label in LABELS}
+        for label, reason in result.missing.items():
+            notes.append(f"[{len(notes) + 1}] {label}, {kind}: {reason}")
+            cells[label] = f"n/a[{len(notes)}]"
+        rate = {label: figures[label][0] for label in figures}
+        ours = rate["fuseml"]
+        ratio = {peer: ours / rate[peer] for peer in PEERS if peer in rate}
+        line = f"{kind:24s}" + "".join(
+            f"{rate[label]:10.0f}" if label in rate else f"{cells[label]:>10s}" for label in LABELS
         )
+        line += "".join(f"{ratio[peer]:9.1f}x" if peer in ratio else f"{'n/a':>10s}" for peer in PEERS)
+        line += "".join(f"{figures[label][2]:12.2f}ms" if label in figures else f"{'n/a':>14s}" for label in LABELS)
+        verdicts = [f">= 4x mlflow {'n/a' if 'mlflow' not in ratio else 'met' if ratio['mlflow'] >= 4 else 'NOT met'}"]
+        if p99_target:
+            verdicts.append(f"p99 <= 5 ms {'met' if figures['fuseml'][2] <= 5 else 'NOT met'}")
+        errors = {label: figures[label][3] for label in figures if figures[label][3]}
+        if errors:
+            verdicts.append("errors " + ", ".join(f"{label} {count}" for label, count in errors.items()))
+        print(line + "   " + "; ".join(verdicts))
+    for note in notes:
+        print(note)
+
+
+def mlserver_venv() -> tuple[Path | None, str]:
+    """MLServer's virtualenv ``bin``, or None and why it could not be made (the bench goes on without it)."""
+    try:
+        return _mlserver.ensure_venv(), ""
+    except (RuntimeError, OSError) as error:
+        print(f"mlserver: left out: {one_line(error)}", flush=True)
+        return None, one_line(error)
 
 
 def main() -> None:
+    mlserver, mlserver_missing = mlserver_venv()
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as work:
         results: dict[str, Compared] = {}
         for kind in MODELS:
             model_dir, rows, columns = save_model(Path(work), kind)
-            results[kind] = compare(kind, model_dir, rows, columns)
-        print_table(results)
+            results[kind] = compare(kind, model_dir, rows, columns, mlserver)
+            if mlserver is None:
+                results[kind].missing["mlserver"] = f"no virtualenv: {mlserver_missing}"
+        print_tables(results)
         if "linear" not in MODELS:
             return
         (Path(work) / "cold").mkdir()
         model_dir, rows, columns = save_model(Path(work) / "cold", "linear")
-        linear, _ = cold = servers(model_dir, rows[:1], columns)
+        linear, *_ = cold = servers(model_dir, rows[:1], columns, mlserver)
         for server in cold:
             starts = []
-            for _ in range(COLD_STARTS):
-                with started(server) as (_, seconds, cpu):
-                    starts.append((seconds, cpu))
+            try:
+                for _ in range(COLD_STARTS):
+                    with started(server) as (_, seconds, cpu):
+                        starts.append((seconds, cpu))
+            except RuntimeError as error:
+                if server is linear:
+                    raise
+                print(f"{server.label:8s} cold start to ready: n/a: {one_line(error)}")
+                continue
             seconds = statistics.median(s for s, _ in starts)
             cpu = statistics.median(c for _, c in starts)
             verdict = f" (target <= 2 s: {'met' if seconds <= 2 else 'NOT met'})" if server.label == "fuseml" else ""
             runs = ", ".join(f"{s:.2f}" for s, _ in starts)
-            print(f"{server.label:7s} cold start to ready: median {seconds:.2f} s [{runs}], CPU {cpu:.2f} s{verdict}")
+            print(f"{server.label:8s} cold start to ready: median {seconds:.2f} s [{runs}], CPU {cpu:.2f} s{verdict}")
         workers_and_grpc(linear)
 
 
@@ -441,8 +645,8 @@ def drive_grpc(address: str, server: Server) -> Load:
     request = pb.ModelInferRequest(
         model_name="wine",
         inputs=[pb.ModelInferRequest.InferInputTensor(
-            name=tensor["name"], datatype="FP32", shape=tensor["shape"],
-            contents=pb.InferTensorContents(fp32_contents=[v for row in tensor["data"] for v in row]),
+            name=tensor["name"], datatype=tensor["datatype"], shape=tensor["shape"],
+            contents=pb.InferTensorContents(fp64_contents=[v for row in tensor["data"] for v in row]),
         )],
     )  # fmt: skip
 
