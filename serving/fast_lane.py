@@ -6,9 +6,10 @@ parsing, pydantic validation of the request and again of the response,
 lane takes ``POST /v2/models/<name>/infer`` for our models when the body is
 plain V2 JSON (``id``, ``parameters``, ``inputs`` of ``name``/``shape``/
 ``datatype``/``data``), parses it with orjson, runs the same ``MlflowModel``
-decoding, validation and prediction, and writes the same response document
-KServe would. Errors keep KServe's contract: ``InvalidInput`` -> 400,
-``InferenceError`` -> 500, both ``{"error": message}``.
+decoding, validation and prediction (with Python's cyclic collector paused:
+a big body's row lists made it walk them over and over), and writes the same
+response document KServe would. Errors keep KServe's contract:
+``InvalidInput`` -> 400, ``InferenceError`` -> 500, both ``{"error": message}``.
 
 Everything else passes through to KServe untouched (health, metadata, V1,
 the binary tensor extension, CloudEvents, requested ``outputs``, bodies that
@@ -20,6 +21,7 @@ extension and answers with a puzzling 400; such bodies are labelled JSON.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -70,20 +72,13 @@ class InferFastLane:
         if model is None or not model.ready:
             return await self.app(scope, receive, send)  # 404 / 503 as KServe words them
         body = await _read_body(receive)
-        document = _plain_request(body)
-        if document is None:
+        outcome = _answered(model, body)
+        if outcome is None:
             return await self.app(scope, _replay(body, receive), send)
-        started = time.perf_counter()
-        try:
-            status, answer = 200, model.infer_json(document)
-        except InvalidInput as e:
-            log.warning("bad request: %s", e)
-            status, answer = 400, {"error": str(e)}
-        except InferenceError as e:
-            status, answer = 500, {"error": str(e)}
+        status, answer, seconds = outcome
         observe = self._observe.get(model.name)
         if observe is not None:
-            observe(time.perf_counter() - started)
+            observe(seconds)
         payload = orjson.dumps(answer, option=ORJSON_OPTIONS)
         await send(
             {
@@ -93,6 +88,37 @@ class InferFastLane:
             }
         )
         await send({"type": "http.response.body", "body": payload})
+
+
+def _answered(model: MlflowModel, body: bytes) -> tuple[int, dict[str, Any], float] | None:
+    """Status, answer and predict seconds for a plain V2 body (None if it is not one), the cyclic GC paused.
+
+    Parsing makes a Python list per row and a float per value, none of them in a cycle: for a 50 MB body
+    (720,000 rows) the collector walked them again and again, 1.1-1.5 s of the parse's 1.7-2.1 s. Reference
+    counting frees them all before the collector is back on; it stays off if something else had turned it off.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _parsed_and_answered(model, body)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _parsed_and_answered(model: MlflowModel, body: bytes) -> tuple[int, dict[str, Any], float] | None:
+    document = _plain_request(body)
+    if document is None:
+        return None
+    started = time.perf_counter()
+    try:
+        status, answer = 200, model.infer_json(document)
+    except InvalidInput as e:
+        log.warning("bad request: %s", e)
+        status, answer = 400, {"error": str(e)}
+    except InferenceError as e:
+        status, answer = 500, {"error": str(e)}
+    return status, answer, time.perf_counter() - started
 
 
 def _inspect(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bool]:
