@@ -20,6 +20,7 @@ import pytest
 
 from common.polling import wait_until
 from tests.fixtures.services import read_result, run_step
+from tests.fixtures.terminal import default_sigint
 
 ROOT = Path(__file__).resolve().parents[2]
 STEP = "tests.fixtures.scripted_step"
@@ -116,7 +117,13 @@ def test_a_bug_exits_2_saying_so_with_a_masked_traceback_and_no_result(env: dict
 def started_step(step_env: dict[str, str], marker: Path) -> Iterator[subprocess.Popen[str]]:
     """The scripted step, once it has written ``marker`` (it is at work); killed on the way out if still running."""
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", STEP], env=step_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", STEP],
+        env=step_env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_sigint,  # noqa: PLW1509 - one signal() call, no locks
     )
     try:
         if not wait_until(lambda: marker.exists() or process.poll() is not None, timeout=START_TIMEOUT, interval=0.05):

@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from common.processes import start_time
 from runner.cli import cli
 from runner.runs import CANCELLED, RUNNER_DIED, RunStore
+from tests.fixtures.terminal import default_sigint
 from tests.unit.test_runner_engine import fake_step
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,6 +62,7 @@ def started_run(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path, P
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,  # noqa: PLW1509 - one signal() call, no locks
     )
     try:
         deadline = time.monotonic() + START_TIMEOUT
@@ -73,11 +75,11 @@ def started_run(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path, P
     finally:
         if runner.poll() is None:
             runner.kill()
-        runner.communicate()
-        for name in ("child", "step"):  # whatever a failing test left behind
+        for name in ("child", "step"):  # whatever a test left behind; they may hold the runner's pipes
             pid = int((pids / name).read_text())
             if start_time(pid) is not None:
                 os.killpg(os.getpgid(pid), signal.SIGKILL)
+        runner.communicate()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
