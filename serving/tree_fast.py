@@ -6,7 +6,9 @@ each of its trees) for microseconds of tree walking. For the estimators below,
 the runtime walks all the trees at once (``tree_walk``) and combines their
 leaves exactly as the estimator does: same input cast (float32 for trees and
 GradientBoosting, float64 for HistGradientBoosting), same order of additions,
-same final step (mean, argmax, link, probabilities). Answers are the
+same final step (mean, argmax, link, probabilities); HistGradientBoosting
+batches above ``HIST_WALK_ROWS`` rows go to its own compiled predictor, which
+beats the walk there. Answers are the
 estimator's own, bit for bit; ``sklearn_fast`` checks that on probe rows
 before using a path.
 
@@ -32,6 +34,9 @@ from serving.tree_walk import Node, TreeTable, running_sum
 
 Predict = Callable[[np.ndarray], np.ndarray]
 NUMERIC_KINDS = frozenset("fiub")
+# Above this many rows, HistGradientBoosting's own compiled predictor (OpenMP threads) beats the walk.
+# Wine, 100 iterations, 2 cores, quiet: 150 rows 2.2 vs 2.9 ms, 200 rows 2.8 vs 2.8, 1,000 rows 14 vs 6 ms.
+HIST_WALK_ROWS = 200
 
 
 def tree_predictor(model: Any, method: str) -> Predict | None:
@@ -181,7 +186,12 @@ def _hist_gradient_boosting(model: Any, method: str) -> Built:
     elif method == "predict_proba":
         to_proba = internals.loss_function(model, "predict_proba", method)
         compute = (lambda x: to_proba(raw(x))) if to_proba is not None else None
-    return (compute, np.float64) if compute is not None else None
+    return (_small_batches(compute, getattr(model, method)), np.float64) if compute is not None else None
+
+
+def _small_batches(walk: Predict, own: Predict) -> Predict:
+    """``walk`` up to ``HIST_WALK_ROWS`` rows, the estimator's own method above (its per-call cost amortised)."""
+    return lambda x: walk(x) if x.shape[0] <= HIST_WALK_ROWS else own(x)
 
 
 # -- shared ------------------------------------------------------------------------------------------

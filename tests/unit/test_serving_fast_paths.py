@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from sklearn import ensemble, tree
 
-from serving import tree_walk
+from serving import tree_fast, tree_walk
 from serving.model import MlflowModel
 from serving.sklearn_fast import fast_predictor
 from tests.fixtures.models import WINE_FEATURES, WINE_TARGET, load_wine_data, train_tree_model, wine_feature_rows
@@ -63,10 +63,15 @@ def fitted(wine_x: np.ndarray) -> dict[str, Any]:
 
 @pytest.fixture(params=["walk", "per-tree"])
 def leaves_by(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """Force one way of finding leaves (``tree_walk`` picks by size otherwise); HistGradientBoosting only walks."""
+    """Force one way of finding leaves (``tree_walk`` picks by size otherwise).
+
+    HistGradientBoosting has no per-tree call: it walks every request under "walk",
+    and under "per-tree" its own predictor takes batches above ``HIST_WALK_ROWS``.
+    """
     if request.param == "walk":
         monkeypatch.setattr(tree_walk, "LEVELS_PER_TREE_CALL", 0)
         monkeypatch.setattr(tree_walk, "SHALLOW", 10**6)
+        monkeypatch.setattr(tree_fast, "HIST_WALK_ROWS", 10**9)
     else:
         monkeypatch.setattr(tree_walk, "LEVELS_PER_TREE_CALL", 10**6)
     yield request.param
@@ -94,6 +99,25 @@ def test_the_direct_path_answers_exactly_as_the_estimator_on_the_whole_wine_set(
         assert_same(np.concatenate([fast(b) for b in batches]), expected)
         for i in range(0, len(x), 97):  # one-row requests
             assert_same(fast(x[i : i + 1]), expected[i : i + 1])
+
+
+@pytest.mark.parametrize("name", ["hist-gradient-boosting", "hist-gradient-boosting-multiclass"])
+def test_hist_gradient_boosting_walks_small_requests_and_hands_big_batches_to_its_own_predictor(
+    name: str, fitted: dict[str, Any], wine_x: np.ndarray
+) -> None:
+    model = copy.deepcopy(fitted[name])
+    own = model.predict
+    calls: list[int] = []
+    model.predict = lambda x: calls.append(len(x)) or own(x)  # the instance's method: what the path captures
+    fast = fast_predictor(model)
+    assert fast is not None
+    calls.clear()  # the probe rows it was checked on
+    small = wine_x[: tree_fast.HIST_WALK_ROWS]
+    assert_same(fast(small), own(small))
+    assert calls == [], "a request of HIST_WALK_ROWS rows is walked"
+    big = wine_x[: tree_fast.HIST_WALK_ROWS + 1]
+    assert_same(fast(big), own(big))
+    assert calls == [len(big)], "a bigger batch is the estimator's own call"
 
 
 def test_inputs_the_walk_does_not_cover_get_the_estimators_own_answer(
