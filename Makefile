@@ -17,11 +17,11 @@ help:
 	@echo "make kfp-venv - create $(KFP_VENV) with the Kubeflow Pipelines SDK (fuseml-steps export --to kfp)"
 	@echo "make winery - the Winery web app on http://127.0.0.1:$(WINERY_PORT) (url=<prediction URL from make demo>)"
 
-# The venv is rebuilt when pyproject.toml changes.
-$(BIN)/.installed: pyproject.toml
+# The venv is rebuilt when pyproject.toml changes; uv installs it when it can, else pip (tools/venv.sh).
+$(BIN)/.installed: pyproject.toml tools/venv.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	sh tools/venv.sh $(VENV) dev
 	touch $@
 
 venv: $(BIN)/.installed
