@@ -267,12 +267,19 @@ class Answer:
     fp32: bool = False
 
 
-def answer(url: str, server: Server) -> Answer:
+def answer(url: str, server: Server, session: requests.Session | None = None) -> Answer:
     """``server``'s predictions for its body: a V2 response's first output, or MLflow's ``predictions``."""
-    response = requests.post(url + server.infer_path, data=server.body, headers={"content-type": "application/json"})
+    return answer_of(posted(url, server, session or requests.Session()).json())
+
+
+def posted(url: str, server: Server, session: requests.Session) -> requests.Response:
+    """``server``'s body sent to it, the whole answer read (not streamed); an error status raises."""
+    response = session.post(
+        url + server.infer_path, data=server.body.encode(), headers={"content-type": "application/json"}, timeout=600
+    )
     if response.status_code != 200:
         raise RuntimeError(f"{server.label}: {response.status_code} {response.text[:500]}")
-    return answer_of(response.json())
+    return response
 
 
 def answer_of(payload: dict) -> Answer:
@@ -694,22 +701,12 @@ def model_predictions(model_dir: Path, rows: list[list[float]], columns: list[st
 
 def timed_sends(url: str, server: Server, expected: Answer) -> list[float]:
     """A warm-up send whose answer must be ``expected``, then ``BIG_TIMED`` sends timed to the answer's last byte."""
-    body = server.body.encode()
     session = requests.Session()
-
-    def send() -> requests.Response:
-        response = session.post(
-            url + server.infer_path, data=body, headers={"content-type": "application/json"}, timeout=600
-        )  # not streamed: post returns once the whole answer is read
-        if response.status_code != 200:
-            raise RuntimeError(f"{server.label}: {response.status_code} {response.text[:300]}")
-        return response
-
-    same_answers(expected, answer_of(send().json()), f"{server.label} (against the model's predict)")
+    same_answers(expected, answer(url, server, session), f"{server.label} (against the model's predict)")
     seconds = []
     for _ in range(BIG_TIMED):
         began = time.perf_counter()
-        send()
+        posted(url, server, session)
         seconds.append(time.perf_counter() - began)
     return seconds
 
