@@ -33,7 +33,7 @@ def venv(tmp_path: Path) -> Path:
     stub(
         bin_dir / "uv",
         f'if [ "$1" = --version ]; then [ -z "${{UV_BROKEN:-}}" ] && echo "uv 0.13.9" && exit 0; exit 1; fi\n'
-        f'echo "uv $* ca=$(cat "$SSL_CERT_FILE")" >> {calls}\n',
+        f'echo "uv $* ca=$(cat "$SSL_CERT_FILE") compile=${{UV_COMPILE_BYTECODE:-}}" >> {calls}\n',
     )
     return tmp_path / "venv"
 
@@ -56,7 +56,7 @@ def test_uv_installs_the_project_with_pips_ca_from_pip_conf(venv: Path) -> None:
     assert (files / "requirements.txt").read_text() == f"-e {ROOT}[dev]\n"
     calls = (venv.parent / "calls").read_text().splitlines()
     assert calls[0] == f"pip install -q {uv_pin()}"
-    assert calls[1] == f"uv pip install --python {venv}/bin/python -r {files}/requirements.txt ca=CONF CA"
+    assert calls[1] == f"uv pip install --python {venv}/bin/python -r {files}/requirements.txt ca=CONF CA compile=1"
     assert len(calls) == 2, "pip installs nothing once uv has"
     assert done.stdout.startswith("fuseml-installer: uv 0.13.9")
 
@@ -64,7 +64,7 @@ def test_uv_installs_the_project_with_pips_ca_from_pip_conf(venv: Path) -> None:
 def test_pip_cert_wins_over_pip_conf(venv: Path, tmp_path: Path) -> None:
     (tmp_path / "env-ca.crt").write_text("ENV CA\n")
     assert run_script(venv, PIP_CERT=str(tmp_path / "env-ca.crt")).returncode == 0
-    assert (tmp_path / "calls").read_text().splitlines()[1].endswith("ca=ENV CA")
+    assert (tmp_path / "calls").read_text().splitlines()[1].endswith("ca=ENV CA compile=1")
 
 
 def test_without_a_working_uv_pip_installs_and_says_why(venv: Path) -> None:
