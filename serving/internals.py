@@ -38,6 +38,7 @@ before this module's own KServe import) lets the server modules import without i
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
 import inspect
@@ -45,6 +46,7 @@ import logging
 import sys
 from collections.abc import Callable
 from importlib.machinery import ModuleSpec
+from pathlib import Path
 from types import ModuleType
 from typing import Any, NamedTuple
 
@@ -85,11 +87,20 @@ def kserve_without_client() -> None:
 
 
 def _run_init_on_first_use(package: ModuleType, spec: ModuleSpec) -> Callable[[str], Any]:
+    defined: set[str] | None = None
+
     def missing(name: str) -> Any:
+        nonlocal defined
         if name.startswith("__") or "__getattr__" not in vars(package):
             raise AttributeError(f"module {KSERVE!r} has no attribute {name!r}")
         if importlib.util.find_spec(f"{KSERVE}.{name}") is not None:
             return importlib.import_module(f"{KSERVE}.{name}")  # a submodule (``from . import context``)
+        if defined is None:
+            defined = _names_defined_by(spec)
+        if defined and name not in defined:
+            # Probes of every module in sys.modules (pickle's and skops's whichmodule, while skops
+            # imports) ask for names kserve has never had: no reason to import its client for them.
+            raise AttributeError(f"module {KSERVE!r} has no attribute {name!r}")
         del package.__getattr__
         log.debug("running kserve/__init__.py for kserve.%s", name)
         assert spec.loader is not None
@@ -97,6 +108,28 @@ def _run_init_on_first_use(package: ModuleType, spec: ModuleSpec) -> Callable[[s
         return getattr(package, name)
 
     return missing
+
+
+def _names_defined_by(spec: ModuleSpec) -> set[str]:
+    """The names ``kserve/__init__.py`` binds (imports, assignments, definitions); empty if that cannot be told.
+
+    Empty means "any name may be defined": a star import, or a file that cannot be read or parsed.
+    """
+    try:
+        tree = ast.parse(Path(spec.origin or "").read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return set()
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom | ast.Import):
+            if any(alias.name == "*" for alias in node.names):
+                return set()
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+    return names
 
 
 kserve_without_client()

@@ -192,6 +192,9 @@ import sys
 import serving.internals  # what python -m serving imports first
 import serving.server, serving.grpc_server, serving.cli
 assert "kubernetes" not in sys.modules and "kserve.api.kserve_client" not in sys.modules, "the client was imported"
+import skops.io  # its whichmodule asks every module in sys.modules for names kserve never had
+assert getattr(sys.modules["kserve"], "agm", None) is None
+assert "kubernetes" not in sys.modules and "kserve.api.kserve_client" not in sys.modules, "a probe imported the client"
 import kserve.model, kserve.model_server, kserve.errors, serving.model
 from kserve import InferenceRESTClient, KServeClient, Model, ModelServer
 assert Model is kserve.model.Model is serving.model.Model
