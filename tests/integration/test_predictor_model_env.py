@@ -95,7 +95,7 @@ def deploy_env(step_env: dict[str, str], model: Path, folder: Path, tmp_path: Pa
     env = dict(step_env)
     env.update({"FUSEML_MODEL": str(model), "FUSEML_APP_NAME": app, "FUSEML_TARGET": "local",
                 "FUSEML_STATE_DIR": str(tmp_path / "state"), "FUSEML_TIMEOUT": "180",
-                "FUSEML_CACHE_DIR": str(folder / "venvs")})  # fmt: skip
+                "FUSEML_CACHE_DIR": str(folder / "venvs"), "PYTHONDONTWRITEBYTECODE": "1"})  # fmt: skip
     if CA.is_file():
         env.update({"PIP_CERT": str(CA), "SSL_CERT_FILE": str(CA)})
     yield env
@@ -141,6 +141,11 @@ def test_local_target_serves_the_model_in_its_own_venv_then_finds_it_again(
     assert state is not None
     command = Path(f"/proc/{state.pid}/cmdline").read_bytes().split(b"\0")[0].decode()
     assert command.startswith(deploy_env["FUSEML_CACHE_DIR"]), command
+    # What the model imported at predict time is compiled in its venv for the next start, though the
+    # step ran with PYTHONDONTWRITEBYTECODE (the venv's install and import check compile only the runtime's).
+    venv = Path(command).parents[1]
+    compiled = [p for p in venv.glob("lib/python*/site-packages/**/__pycache__/*.pyc") if "inflection" in str(p)]
+    assert compiled, "inflection was not compiled"
 
     again_url, again = deploy(deploy_env)
     assert "serving it in its own environment" in again and "(cache hit)" in again

@@ -50,7 +50,7 @@ class LocalTarget(RecordedTarget):
     def python_for(self, plan: DeployPlan) -> str:
         """The interpreter that runs the runtime: the plan's serving environment's, else this target's."""
         environment = plan.environment
-        if environment is not None and environment.kind != "runtime":
+        if _in_model_venv(plan) and environment is not None:
             return environment.python or "<the model's own venv>/bin/python"
         return self.python
 
@@ -75,6 +75,11 @@ class LocalTarget(RecordedTarget):
         log_path = store.log_path(s.app_name)
         environ = dict(plan.environ)
         environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PROJECT_ROOT), environ.get("PYTHONPATH")) if p)
+        if _in_model_venv(plan):
+            # That venv is a cache folder of ours, compiled only as far as the runtime's own imports: its
+            # first start compiles what the model imports (scikit-learn, ...) for every later start, even
+            # where the step runs with PYTHONDONTWRITEBYTECODE (our images, many CI machines).
+            environ.pop("PYTHONDONTWRITEBYTECODE", None)
         log.info(
             "starting the MLflow runtime for %s on %s:%s, gRPC %s (log: %s)",
             s.app_name, HOST, port, grpc_address(grpc_port), log_path,
@@ -108,3 +113,8 @@ class LocalTarget(RecordedTarget):
     def stop(self, state: AppState) -> None:
         if state.pid is not None and stop_recorded_process(state.pid, SERVE_MODULE):
             log.info("stopped the server of %s (pid %s, port %s)", state.app, state.pid, state.port)
+
+
+def _in_model_venv(plan: DeployPlan) -> bool:
+    """Whether the runtime runs in the model's own venv (built from its requirements), not in this Python."""
+    return plan.environment is not None and plan.environment.kind != "runtime"
