@@ -20,6 +20,13 @@ from common import names
 from common.errors import InputError, ServiceUnavailable, StepError
 
 _PASSWORD_IN_URL = re.compile(r"(://[^/\s:@]+:)[^@\s/]+@")
+# How MLflow's client words a refusal: its error codes, and the HTTP status as MLflow and requests print it
+# ("failed with error code 401", "403 Client Error"). A bare "401"/"403" is no sign: a port such as 40343 holds one.
+_REFUSAL_CODES = frozenset({"UNAUTHENTICATED", "PERMISSION_DENIED"})
+_REFUSAL_TEXT = re.compile(
+    r"\berror code (?:401|403)\b|\b(?:401|403) Client Error\b|\bUnauthorized\b|"
+    r"\bUNAUTHENTICATED\b|\bPERMISSION_DENIED\b"
+)
 
 # Bounded defaults for every MLflow HTTP call of a step (and of the trainer's entry point).
 HTTP_DEFAULTS = {
@@ -104,7 +111,7 @@ def translate_tracking_error(error: Exception, uri: str) -> StepError:
     """An MLflow client error as a message that says which setting to check."""
     text = str(error)
     shown = without_credentials(uri)
-    if "401" in text or "403" in text or "Unauthorized" in text or "PERMISSION_DENIED" in text:
+    if getattr(error, "error_code", None) in _REFUSAL_CODES or _REFUSAL_TEXT.search(text):
         return InputError(
             f"MLflow tracking server {shown} refused the credentials",
             f"check {names.MLFLOW_TRACKING_USERNAME} and {names.MLFLOW_TRACKING_PASSWORD}"
