@@ -26,8 +26,37 @@ mode=$(cat "$files/installer" 2>/dev/null || echo auto)
 ca=""
 if [ -s "$files/pip-ca.crt" ]; then ca=$files/pip-ca.crt; fi
 
+# The wheels ensurepip installs (pip; setuptools too before Python 3.12), where CPython bundles
+# them; nothing where a distribution points ensurepip elsewhere (WHEEL_PKG_DIR) or has none.
+BUNDLED='import glob, os, sysconfig
+try:
+    import ensurepip
+except ImportError:
+    raise SystemExit
+if not sysconfig.get_config_var("WHEEL_PKG_DIR"):
+    print(*sorted(glob.glob(os.path.join(os.path.dirname(ensurepip.__file__), "_bundled", "*.whl"))), sep="\n")'
+
+ensure_pip() {
+    # A venv made with --without-pip (the venv backend's) gets what python -m venv would have put
+    # there: by uv from ensurepip's own wheels when uv installs (0.3 s), else by ensurepip (2-3 s,
+    # it runs pip to install pip).
+    if "$python" -c "import pip" 2>/dev/null; then return 0; fi
+    if [ "$1" = uv ] && wheels=$("$python" -c "$BUNDLED") && [ -n "$wheels" ]; then
+        old_ifs=$IFS
+        IFS='
+'
+        # shellcheck disable=SC2086 # one wheel path per line
+        set -- $wheels
+        IFS=$old_ifs
+        uv_install "$@"
+    else
+        "$python" -m ensurepip --default-pip
+    fi
+}
+
 with_pip() {
     if [ -n "$ca" ]; then export PIP_CERT="$ca"; fi
+    ensure_pip pip
     if [ -s "$files/build-requirements.txt" ]; then
         "$python" -m pip install --upgrade -r "$files/build-requirements.txt"
     fi
@@ -41,6 +70,7 @@ with_uv() {
     if [ -n "${PIP_FIND_LINKS:-}" ]; then export UV_FIND_LINKS="$PIP_FIND_LINKS"; fi
     if [ -n "${PIP_TRUSTED_HOST:-}" ]; then export UV_INSECURE_HOST="$PIP_TRUSTED_HOST"; fi
     export UV_INDEX_STRATEGY=unsafe-best-match UV_PYTHON_DOWNLOADS=never UV_NO_PROGRESS=1
+    ensure_pip uv || return $?
     if [ -s "$files/build-requirements.txt" ]; then
         uv_install --upgrade -r "$files/build-requirements.txt" || return $?
     fi

@@ -56,15 +56,16 @@ def test_uv_installs_the_project_with_pips_ca_from_pip_conf(venv: Path) -> None:
     assert (files / "requirements.txt").read_text() == f"-e {ROOT}[dev]\n"
     calls = (venv.parent / "calls").read_text().splitlines()
     assert calls[0] == f"pip install -q {uv_pin()}"
-    assert calls[1] == f"uv pip install --python {venv}/bin/python -r {files}/requirements.txt ca=CONF CA compile=1"
-    assert len(calls) == 2, "pip installs nothing once uv has"
+    assert calls[1] == "python -c import pip", "the venv has pip: nothing to bootstrap"
+    assert calls[2] == f"uv pip install --python {venv}/bin/python -r {files}/requirements.txt ca=CONF CA compile=1"
+    assert len(calls) == 3, "pip installs nothing once uv has"
     assert done.stdout.startswith("fuseml-installer: uv 0.13.9")
 
 
 def test_pip_cert_wins_over_pip_conf(venv: Path, tmp_path: Path) -> None:
     (tmp_path / "env-ca.crt").write_text("ENV CA\n")
     assert run_script(venv, PIP_CERT=str(tmp_path / "env-ca.crt")).returncode == 0
-    assert (tmp_path / "calls").read_text().splitlines()[1].endswith("ca=ENV CA compile=1")
+    assert (tmp_path / "calls").read_text().splitlines()[2].endswith("ca=ENV CA compile=1")
 
 
 def test_without_a_working_uv_pip_installs_and_says_why(venv: Path) -> None:
@@ -72,5 +73,8 @@ def test_without_a_working_uv_pip_installs_and_says_why(venv: Path) -> None:
     assert done.returncode == 0, done.stderr
     calls = (venv.parent / "calls").read_text().splitlines()
     files = venv / ".fuseml-install"
-    assert calls[1:] == [f"python -m pip install -r {files}/requirements.txt -c {files}/constraints.txt"]
+    assert calls[1:] == [
+        "python -c import pip",
+        f"python -m pip install -r {files}/requirements.txt -c {files}/constraints.txt",
+    ]
     assert "fuseml-installer: pip (uv does not run here" in done.stdout
