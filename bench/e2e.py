@@ -15,8 +15,8 @@ V2 body (docs/contract.md) POSTed to the printed ``prediction-url``.
 
 Target: warm <= 30 s. ``FUSEML_BENCH_QUICK=1`` skips cold: the state and cache
 then live in a folder kept between benchmark runs (primed once, not timed as
-cold). Every server started is stopped at the end (``python -m steps.predictor
-stop <app>`` with the same cache folder).
+cold). Every server started is stopped at the end (``fuseml-steps apps stop
+<app>`` on the same state folder).
 """
 
 from __future__ import annotations
@@ -92,14 +92,19 @@ def run_to_prediction(work: Path, env: dict[str, str]) -> tuple[float, str, floa
 
 
 def stop_servers(work: Path, env: dict[str, str]) -> None:
-    """Stop every app the predictor recorded in this benchmark's state folder."""
+    """Stop every app the predictor recorded in this benchmark's state folder; one left running is an error."""
     state = work / "cache" / "fuseml-steps" / "predictor"
+    left = []
     for path in sorted(state.glob("*.json")) if state.is_dir() else []:
         done = subprocess.run(
-            [sys.executable, "-m", "steps.predictor", "stop", path.stem],
+            [*fuseml_steps(), "apps", "stop", path.stem, "--state-dir", str(state)],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
         print(f"stop {path.stem}: {(done.stdout.strip() or done.stderr.strip()[-300:])}")
+        if done.returncode != 0:
+            left.append(path.stem)
+    if left:
+        raise RuntimeError(f"could not stop {', '.join(left)}: see above")
 
 
 def main() -> None:
