@@ -199,8 +199,10 @@ def test_bad_installer_input() -> None:
 
 
 # install.sh with stand-ins for the virtualenv's python (its pip) and for uv, each writing its calls to $CALLS.
-# A venv's python that has pip (install.sh's "import pip" check passes) and records what pip is asked to do.
-FAKE_PYTHON = 'if [ "$1" = -c ]; then exit 0; fi\necho "pip $* PIP_CERT=${PIP_CERT:-}" >> "$CALLS"\n'
+# A venv's python that has pip (install.sh's checks for it pass) and records what pip is asked to do.
+FAKE_PYTHON = """case "$*" in "-c import pip" | "-m pip --version") exit 0 ;; esac
+echo "pip $* PIP_CERT=${PIP_CERT:-}" >> "$CALLS"
+"""
 FAKE_UV = """if [ "$1" = --version ]; then echo "uv 9.9.9 (stand-in)"; exit 0; fi
 echo "uv $* SSL_CERT_FILE=${SSL_CERT_FILE:-} strategy=${UV_INDEX_STRATEGY:-} index=${UV_INDEX_URL:-}" >> "$CALLS"
 if [ -n "${UV_SAYS:-}" ]; then echo "$UV_SAYS" >&2; fi

@@ -33,11 +33,16 @@ def distributions(venv: Path) -> set[str]:
     return {d.metadata["Name"].lower() for d in metadata.distributions(path=[str(site)])}
 
 
-@pytest.mark.parametrize("installer", ["uv", "pip"])
-def test_a_venv_without_pip_gets_what_python_m_venv_installs(installer: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("installer,half_copied", [("uv", False), ("pip", False), ("pip", True)])
+def test_a_venv_without_pip_gets_what_python_m_venv_installs(installer: str, half_copied: bool, tmp_path: Path) -> None:
+    """half_copied: what a uv that failed while copying pip leaves (an importable ``pip`` that does not run)."""
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     assert "pip" not in distributions(venv)
+    if half_copied:
+        site = next((venv / "lib").glob("python3*/site-packages"))
+        (site / "pip").mkdir()
+        (site / "pip" / "__init__.py").write_text("")
     files = tmp_path / "files"
     files.mkdir()
     (files / "installer").write_text(f"{installer}\n")

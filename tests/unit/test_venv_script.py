@@ -74,7 +74,7 @@ def test_without_a_working_uv_pip_installs_and_says_why(venv: Path) -> None:
     calls = (venv.parent / "calls").read_text().splitlines()
     files = venv / ".fuseml-install"
     assert calls[1:] == [
-        "python -c import pip",
+        "python -m pip --version",
         f"python -m pip install -r {files}/requirements.txt -c {files}/constraints.txt",
     ]
     assert "fuseml-installer: pip (uv does not run here" in done.stdout
