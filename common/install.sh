@@ -41,26 +41,28 @@ ensure_pip() {
     # there: by uv from ensurepip's own wheels when uv installs (0.3 s), else by ensurepip (2-3 s,
     # it runs pip to install pip).
     if [ "$1" = uv ]; then
-        if "$python" -c "import pip" 2>/dev/null; then return 0; fi
-    # Before pip installs, pip must run: a pip that a failed uv left half-copied does not.
-    elif "$python" -m pip --version >/dev/null 2>&1; then
-        return 0
-    fi
-    if [ "$1" = uv ] && wheels=$("$python" -c "$BUNDLED") && [ -n "$wheels" ]; then
-        old_ifs=$IFS
-        IFS='
+        "$python" -c "import pip" 2>/dev/null && return 0
+        wheels=$("$python" -c "$BUNDLED") || wheels=""
+        if [ -n "$wheels" ]; then
+            old_ifs=$IFS
+            IFS='
 '
-        # shellcheck disable=SC2086 # one wheel path per line
-        set -- $wheels
-        IFS=$old_ifs
-        uv_install "$@"
-    elif ! out=$("$python" -m ensurepip --default-pip 2>&1); then
+            # shellcheck disable=SC2086 # one wheel path per line
+            set -- $wheels
+            IFS=$old_ifs
+            uv_install "$@"
+            return
+        fi
+    else
+        # Before pip installs, pip must run: a pip that a failed uv left half-copied does not.
+        "$python" -m pip --version >/dev/null 2>&1 && return 0
+    fi
+    if ! out=$("$python" -m ensurepip --default-pip 2>&1); then
         # Its reason, not its traceback: the last line ("OSError: [Errno 28] No space left on device").
         echo "error: ensurepip could not put pip into the virtualenv: $(echo "$out" | tail -n 1)"
         return 1
-    else
-        echo "$out"
     fi
+    echo "$out"
 }
 
 with_pip() {

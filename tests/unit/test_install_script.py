@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from common.build_payload import INSTALL_SCRIPT
+from common.build_payload import INSTALL_SCRIPT, write_environment_files
+from common.envspec import EnvSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 UV = Path(sys.executable).parent / "uv"
@@ -28,9 +29,12 @@ def what_venv_installs(tmp_path: Path) -> set[str]:
     return distributions(plain)
 
 
+def site_packages(venv: Path) -> Path:
+    return next((venv / "lib").glob("python3*/site-packages"))
+
+
 def distributions(venv: Path) -> set[str]:
-    site = next((venv / "lib").glob("python3*/site-packages"))
-    return {d.metadata["Name"].lower() for d in metadata.distributions(path=[str(site)])}
+    return {d.metadata["Name"].lower() for d in metadata.distributions(path=[str(site_packages(venv))])}
 
 
 @pytest.mark.parametrize("installer,half_copied", [("uv", False), ("pip", False), ("pip", True)])
@@ -40,15 +44,10 @@ def test_a_venv_without_pip_gets_what_python_m_venv_installs(installer: str, hal
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     assert "pip" not in distributions(venv)
     if half_copied:
-        site = next((venv / "lib").glob("python3*/site-packages"))
-        (site / "pip").mkdir()
-        (site / "pip" / "__init__.py").write_text("")
+        (site_packages(venv) / "pip").mkdir()
+        (site_packages(venv) / "pip" / "__init__.py").write_text("")
     files = tmp_path / "files"
-    files.mkdir()
-    (files / "installer").write_text(f"{installer}\n")
-    (files / "requirements.txt").write_text("pip\n")
-    (files / "constraints.txt").write_text("")
-    (files / "pip-ca.crt").write_text("")
+    write_environment_files(files, EnvSpec(source="test", requirements=("pip",)), None, installer)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
     # UV_COMPILE_BYTECODE as the venv backend sets it for a trainer's venv.
     env |= {
@@ -67,7 +66,6 @@ def test_a_venv_without_pip_gets_what_python_m_venv_installs(installer: str, hal
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"fuseml-installer: {installer} done" in done.stdout, done.stdout
     assert distributions(venv) == what_venv_installs(tmp_path)
-    site = next((venv / "lib").glob("python3*/site-packages"))
-    assert any((site / "pip").rglob("*.pyc")), "pip is compiled, as ensurepip compiles it"
+    assert any((site_packages(venv) / "pip").rglob("*.pyc")), "pip is compiled, as ensurepip compiles it"
     pip = subprocess.run([str(venv / "bin" / "pip"), "--version"], capture_output=True, text=True, check=False)
     assert pip.returncode == 0 and str(venv) in pip.stdout, pip.stderr
