@@ -2,10 +2,37 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Generator
 
 import pytest
+
+
+def _import_grpc_without_fork_support() -> None:
+    """gRPC, for this process only, without its fork handlers.
+
+    The serving tests load gRPC into this process, and with fork support on (its
+    default) gRPC restarts its poller threads in every forked child. A child that
+    runs Python before exec (``Popen``'s ``preexec_fn``: the venv builder's
+    parent-death signal, the terminal tests' SIGINT) then aborts now and then
+    with "epoll_wait error: Bad file descriptor" (1 to 4 in 300 spawns here; a
+    rehearsal of CI lost a venv build to it). Nothing here uses gRPC across a fork. gRPC reads
+    the variable when it is imported; it is removed again, so the steps and
+    servers the tests start keep gRPC's defaults.
+    """
+    saved = os.environ.get("GRPC_ENABLE_FORK_SUPPORT")
+    os.environ["GRPC_ENABLE_FORK_SUPPORT"] = "false"
+    try:
+        import grpc  # noqa: F401
+    finally:
+        if saved is None:
+            del os.environ["GRPC_ENABLE_FORK_SUPPORT"]
+        else:
+            os.environ["GRPC_ENABLE_FORK_SUPPORT"] = saved
+
+
+_import_grpc_without_fork_support()
 
 pytest_plugins = [
     "tests.fixtures.services",
