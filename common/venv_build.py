@@ -76,8 +76,9 @@ class VenvJob:
     kind: str = TRAINER
     # What to do about a requirement that does not install (the end of the error message).
     fix_hint: str = FIX_REQUIREMENT
-    # True: every installed file is compiled (uv; pip always does). False: only what the kind's
-    # module imports, by importing it once (a smoke test too); the rest compiles when first imported.
+    # True: every installed module but the test suites is compiled (install.sh, whichever installer).
+    # False: only what the kind's module imports, by importing it once (a smoke test too); the rest
+    # compiles when first imported.
     compile_all: bool = True
 
 
@@ -122,9 +123,8 @@ def create_venv(job: VenvJob) -> None:
     env = dict(job.environ)
     env.pop("PYTHONPATH", None)
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    # pip compiles bytecode as it installs; uv only when asked. Steps run with
-    # PYTHONDONTWRITEBYTECODE in many setups, so an uncompiled venv would compile at every start.
-    env["UV_COMPILE_BYTECODE"] = "1" if job.compile_all else "0"
+    # install.sh compiles the bytecode, whichever installer ran (none: the import check below does).
+    env["FUSEML_BYTECODE"] = "all" if job.compile_all else "none"
     uv = uv_for(job.environ, job.installer, same_platform=True)
     with tempfile.TemporaryDirectory(prefix="fuseml-venv-") as work:
         files = Path(work)

@@ -200,14 +200,20 @@ def test_bad_installer_input() -> None:
 
 # install.sh with stand-ins for the virtualenv's python (its pip) and for uv, each writing its calls to $CALLS.
 # A venv's python that has pip (install.sh's checks for it pass) and records what pip is asked to do.
-FAKE_PYTHON = """case "$*" in "-c import pip" | "-m pip --version") exit 0 ;; esac
-echo "pip $* PIP_CERT=${PIP_CERT:-}" >> "$CALLS"
+FAKE_PYTHON = """case "$*" in
+    "-c import pip" | "-m pip --version") exit 0 ;;
+    "-c import sysconfig"*) echo /venv/site-packages; exit 0 ;;
+esac
+echo "python $* PIP_CERT=${PIP_CERT:-}" >> "$CALLS"
 """
 FAKE_UV = """if [ "$1" = --version ]; then echo "uv 9.9.9 (stand-in)"; exit 0; fi
-echo "uv $* SSL_CERT_FILE=${SSL_CERT_FILE:-} strategy=${UV_INDEX_STRATEGY:-} index=${UV_INDEX_URL:-}" >> "$CALLS"
+echo "uv $* SSL_CERT_FILE=${SSL_CERT_FILE:-} strategy=${UV_INDEX_STRATEGY:-} index=${UV_INDEX_URL:-} \
+compile=${UV_COMPILE_BYTECODE:-}" >> "$CALLS"
 if [ -n "${UV_SAYS:-}" ]; then echo "$UV_SAYS" >&2; fi
 exit "${UV_EXIT:-0}"
 """
+# install.sh's compile step: both installers are told not to compile, then this compiles for both.
+COMPILE = "python -m compileall -qq -j 0 -x /tests?/ /venv/site-packages"
 FOREIGN_UV = 'echo "cannot execute binary file: Exec format error" >&2; exit 126\n'
 
 
@@ -237,14 +243,16 @@ def test_install_uses_uv_like_pip_with_the_pypi_ca(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "fuseml-installer: uv 9.9.9 (stand-in)" and lines[-1].startswith("fuseml-installer: uv done")
-    assert [c.split()[:4] for c in calls] == [["uv", "pip", "install", "--python"]] * 2, calls
+    assert [c.split()[:4] for c in calls[:2]] == [["uv", "pip", "install", "--python"]] * 2, calls
     files = tmp_path / "files"
     assert f" --upgrade -r {files}/build-requirements.txt " in calls[0]
     assert f" -r {files}/requirements.txt " in calls[1] and "constraints.txt" not in calls[1], "no empty -c for uv"
     ca = tmp_path / "files" / "pip-ca.crt"
-    for call in calls:
+    for call in calls[:2]:
         assert f"SSL_CERT_FILE={ca}" in call and "strategy=unsafe-best-match" in call
         assert "index=https://mirror.example/simple" in call, "pip's index reaches uv"
+        assert call.endswith(" compile=0"), "uv compiles nothing itself"
+    assert calls[2:] == [COMPILE + " PIP_CERT="], "one compile step after uv, as after pip"
 
 
 @pytest.mark.parametrize(
@@ -262,19 +270,21 @@ def test_install_falls_back_to_pip_and_says_why(
     done, calls = run_install(tmp_path, installer, uv, **extra)
     assert done.returncode == 0, done.stderr
     assert f"fuseml-installer: pip ({why})" in done.stdout.splitlines(), done.stdout
-    pips = [c for c in calls if c.startswith("pip ")]
+    pythons = [c for c in calls if c.startswith("python ")]
     ca = tmp_path / "files" / "pip-ca.crt"
-    assert pips == [
-        f"pip -m pip install --upgrade -r {tmp_path}/files/build-requirements.txt PIP_CERT={ca}",
-        f"pip -m pip install -r {tmp_path}/files/requirements.txt -c {tmp_path}/files/constraints.txt PIP_CERT={ca}",
+    files = tmp_path / "files"
+    assert pythons == [
+        f"python -m pip install --no-compile --upgrade -r {files}/build-requirements.txt PIP_CERT={ca}",
+        f"python -m pip install --no-compile -r {files}/requirements.txt -c {files}/constraints.txt PIP_CERT={ca}",
+        COMPILE + f" PIP_CERT={ca}",
     ]
-    assert all(c.startswith("uv ") for c in calls[: len(calls) - 2])
+    assert all(c.startswith("uv ") for c in calls[: len(calls) - 3])
     assert done.stdout.splitlines()[-1].startswith("fuseml-installer: pip done, cpu ")
 
 
 def test_install_with_installer_uv_has_no_fallback(tmp_path: Path) -> None:
     done, calls = run_install(tmp_path, "uv", FAKE_UV, UV_EXIT="2")
-    assert done.returncode == 1 and not [c for c in calls if c.startswith("pip ")]
+    assert done.returncode == 1 and not [c for c in calls if c.startswith("python ")]
     assert "error: input installer=uv, but uv failed (exit 2); set installer to auto or pip" in done.stderr
 
 
@@ -282,7 +292,7 @@ def test_install_does_not_retry_with_pip_what_uv_found_unsatisfiable(tmp_path: P
     """pip cannot meet contradicting requirements either; it would only take minutes to say so."""
     says = "  x No solution found when resolving dependencies:\n  Because kserve==0.21.0 depends on numpy>=1.26"
     done, calls = run_install(tmp_path, "auto", FAKE_UV, UV_EXIT="1", UV_SAYS=says)
-    assert done.returncode == 1 and not [c for c in calls if c.startswith("pip ")], calls
+    assert done.returncode == 1 and not [c for c in calls if c.startswith("python ")], calls
     assert "Because kserve==0.21.0 depends on numpy>=1.26" in done.stdout, "uv's explanation is shown"
     assert (
         "error: the requirements cannot all be met, so pip is not tried: x No solution found when resolving "

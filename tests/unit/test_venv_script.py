@@ -45,6 +45,13 @@ def run_script(venv: Path, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+# install.sh's compile step, the stub python printing no site-packages folder.
+COMPILE = [
+    'python -c import sysconfig; print(sysconfig.get_paths()["purelib"])',
+    "python -m compileall -qq -j 0 -x /tests?/ ",
+]
+
+
 def uv_pin() -> str:
     return next(part.strip('",') for part in (ROOT / "pyproject.toml").read_text().split() if part.startswith('"uv=='))
 
@@ -57,15 +64,15 @@ def test_uv_installs_the_project_with_pips_ca_from_pip_conf(venv: Path) -> None:
     calls = (venv.parent / "calls").read_text().splitlines()
     assert calls[0] == f"pip install -q {uv_pin()}"
     assert calls[1] == "python -c import pip", "the venv has pip: nothing to bootstrap"
-    assert calls[2] == f"uv pip install --python {venv}/bin/python -r {files}/requirements.txt ca=CONF CA compile=1"
-    assert len(calls) == 3, "pip installs nothing once uv has"
+    assert calls[2] == f"uv pip install --python {venv}/bin/python -r {files}/requirements.txt ca=CONF CA compile=0"
+    assert calls[3:] == COMPILE, "uv compiles nothing: one step compiles after it, as after pip"
     assert done.stdout.startswith("fuseml-installer: uv 0.13.9")
 
 
 def test_pip_cert_wins_over_pip_conf(venv: Path, tmp_path: Path) -> None:
     (tmp_path / "env-ca.crt").write_text("ENV CA\n")
     assert run_script(venv, PIP_CERT=str(tmp_path / "env-ca.crt")).returncode == 0
-    assert (tmp_path / "calls").read_text().splitlines()[2].endswith("ca=ENV CA compile=1")
+    assert (tmp_path / "calls").read_text().splitlines()[2].endswith("ca=ENV CA compile=0")
 
 
 def test_without_a_working_uv_pip_installs_and_says_why(venv: Path) -> None:
@@ -75,6 +82,7 @@ def test_without_a_working_uv_pip_installs_and_says_why(venv: Path) -> None:
     files = venv / ".fuseml-install"
     assert calls[1:] == [
         "python -m pip --version",
-        f"python -m pip install -r {files}/requirements.txt -c {files}/constraints.txt",
+        f"python -m pip install --no-compile -r {files}/requirements.txt -c {files}/constraints.txt",
+        *COMPILE,
     ]
     assert "fuseml-installer: pip (uv does not run here" in done.stdout
