@@ -12,14 +12,15 @@ ARG BASE_IMAGE=python:3.11-slim
 
 # Throwaway stage: uv (or pip, see install.sh) runs here, with the PyPI CA
 # bundle when one is given. Only the finished virtualenv leaves it; the CA, uv
-# and the installers' caches stay behind. uv compiles no bytecode (trimmed below).
+# and the installers' caches stay behind. No bytecode is compiled (FUSEML_BYTECODE=none:
+# the image keeps none, see below). The venv gets pip from install.sh, as the venv backend's.
 FROM ${BASE_IMAGE} AS environment
 COPY build/ /tmp/build/
 RUN set -eu; \
     python3 /tmp/build/check_python.py /tmp/build/python-constraint; \
-    python3 -m venv /opt/venv; \
+    python3 -m venv --without-pip /opt/venv; \
     export PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore PIP_PROGRESS_BAR=off; \
-    export UV_NO_CACHE=1; \
+    export UV_NO_CACHE=1 FUSEML_BYTECODE=none; \
     sh /tmp/build/install.sh /opt/venv/bin/python /tmp/build /tmp/build/uv; \
     site="$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"; \
     echo /opt/fuseml > "$site/fuseml-steps.pth"; \
