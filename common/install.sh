@@ -113,7 +113,8 @@ compile_bytecode() {
 }
 
 finish() {
-    # The installer's CPU time (user, system) for the log: what the bench compares.
+    # The bytecode, then the installer's CPU time (user, system) for the log: what the bench compares.
+    compile_bytecode
     times > "$files/.times"
     echo "fuseml-installer: $1 done, cpu $(tail -n 1 "$files/.times")"
 }
@@ -121,7 +122,6 @@ finish() {
 if [ "$mode" = pip ]; then
     echo "fuseml-installer: pip (input installer=pip)"
     with_pip
-    compile_bytecode
     finish pip
     exit 0
 fi
@@ -136,7 +136,6 @@ if [ -z "$why" ]; then
     code=0
     (with_uv) || code=$?
     if [ "$code" -eq 0 ]; then
-        compile_bytecode
         finish uv
         exit 0
     fi
@@ -155,5 +154,4 @@ if [ "$mode" = uv ]; then
 fi
 echo "fuseml-installer: pip ($why)"
 with_pip
-compile_bytecode
 finish pip

@@ -271,8 +271,8 @@ def test_install_falls_back_to_pip_and_says_why(
     assert done.returncode == 0, done.stderr
     assert f"fuseml-installer: pip ({why})" in done.stdout.splitlines(), done.stdout
     pythons = [c for c in calls if c.startswith("python ")]
-    ca = tmp_path / "files" / "pip-ca.crt"
     files = tmp_path / "files"
+    ca = files / "pip-ca.crt"
     assert pythons == [
         f"python -m pip install --no-compile --upgrade -r {files}/build-requirements.txt PIP_CERT={ca}",
         f"python -m pip install --no-compile -r {files}/requirements.txt -c {files}/constraints.txt PIP_CERT={ca}",
